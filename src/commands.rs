@@ -1,0 +1,154 @@
+//! Command handlers: parse, validate, call the store, reply. Everything is
+//! checked before the keyspace is touched, so a refused write writes nothing.
+
+use std::borrow::Cow;
+
+use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, RedisValue};
+
+use crate::keys::{self, Kind};
+use crate::store::{self, api};
+use crate::{args, canonical, config, errors, invalidate, json, stats};
+
+fn err(message: Cow<'static, str>) -> RedisError {
+    match message {
+        Cow::Borrowed(s) => RedisError::Str(s),
+        Cow::Owned(s) => RedisError::String(s),
+    }
+}
+
+/// Remaining arguments as byte slices, for the pure option parser.
+fn rest<I: Iterator<Item = RedisString>>(args: I) -> Vec<RedisString> {
+    args.collect()
+}
+
+/// WARGAMING.SETPRED / SETMATRIX: `<id> <json> [EX seconds | PX milliseconds]`.
+pub fn set_entry(ctx: &Context, args: Vec<RedisString>, kind: Kind) -> RedisResult {
+    if args.len() < 3 {
+        return Err(RedisError::WrongArity);
+    }
+    let mut args = args.into_iter().skip(1);
+    let id = args.next_arg()?;
+    let value = args.next_arg()?;
+    let options = rest(args);
+    keys::validate_id(id.as_slice()).map_err(RedisError::Str)?;
+    let options = args::parse_write_options(options.iter().map(RedisString::as_slice), false).map_err(RedisError::Str)?;
+    json::validate_object(value.as_slice(), config::max_json_bytes()).map_err(err)?;
+    let ttl_ms = args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(kind)).map_err(RedisError::Str)?;
+    let key = store::string(ctx, &keys::key_name(kind, id.as_slice()));
+    store::set(ctx, &key, &value, ttl_ms)?;
+    stats::record_set(kind);
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+/// WARGAMING.GETPRED / GETMATRIX / GETPATTERN: `<id>`. Replies the stored
+/// bytes exactly, or nil; counts a hit or a miss.
+pub fn get_entry(ctx: &Context, args: Vec<RedisString>, kind: Kind) -> RedisResult {
+    if args.len() != 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let mut args = args.into_iter().skip(1);
+    let id = args.next_arg()?;
+    match kind {
+        Kind::Pattern => keys::validate_pattern_hash(id.as_slice()),
+        _ => keys::validate_id(id.as_slice()),
+    }
+    .map_err(RedisError::Str)?;
+    let name = keys::key_name(kind, id.as_slice());
+    let key = store::string(ctx, &name);
+    let value = match store::get(ctx, &key)? {
+        Some(value) if !invalidate::is_hidden(ctx, kind, &name) => value,
+        _ => {
+            stats::record_miss(kind);
+            return Ok(RedisValue::Null);
+        }
+    };
+    stats::record_hit(kind);
+    let bytes = value.bytes();
+    // Reply straight from Redis's buffer: one copy, as GET makes.
+    // SAFETY: the buffer lives while `value` keeps the key open.
+    unsafe { api!(RedisModule_ReplyWithStringBuffer)?(ctx.get_raw(), bytes.as_ptr().cast(), bytes.len()) };
+    Ok(RedisValue::NoReply)
+}
+
+/// WARGAMING.HASHPATTERN: `<json> [NOSTORE] [EX seconds | PX milliseconds]`.
+pub fn hash_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let mut args = args.into_iter().skip(1);
+    let pattern = args.next_arg()?;
+    let options = rest(args);
+    let options = args::parse_write_options(options.iter().map(RedisString::as_slice), true).map_err(RedisError::Str)?;
+    let hash = canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
+    if !options.nostore {
+        let ttl_ms =
+            args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(Kind::Pattern)).map_err(RedisError::Str)?;
+        let key = store::string(ctx, &keys::key_name(Kind::Pattern, hash.as_bytes()));
+        store::set(ctx, &key, &pattern, ttl_ms)?;
+        stats::record_set(Kind::Pattern);
+    }
+    Ok(RedisValue::BulkString(hash))
+}
+
+/// WARGAMING.INVALIDATE: `<apv_id> [apv_id ...]` or `ALL`.
+pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let all = args.len() == 2 && args.get(1).is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"ALL"));
+    if ctx.is_keys_position_request() {
+        // INVALIDATE ALL declares no key, so a cluster runs it on any node.
+        if !all {
+            for position in 1..args.len() {
+                ctx.key_at_pos(i32::try_from(position).unwrap_or(i32::MAX));
+            }
+        }
+        return Ok(RedisValue::NoReply);
+    }
+    if args.len() < 2 {
+        return Err(RedisError::WrongArity);
+    }
+    if all {
+        return invalidate::all(ctx, Kind::Prediction);
+    }
+    let ids: Vec<RedisString> = args.into_iter().skip(1).collect();
+    if ids.iter().any(|id| id.as_slice().eq_ignore_ascii_case(b"ALL")) {
+        return Err(RedisError::Str(errors::ALL_ALONE));
+    }
+    for id in &ids {
+        keys::validate_id(id.as_slice()).map_err(RedisError::Str)?;
+    }
+    let names: Vec<RedisString> = ids
+        .iter()
+        .map(|id| keys::key_name(Kind::Prediction, id.as_slice()))
+        // A prediction an INVALIDATE ALL already condemned is gone: the sweep
+        // deletes and counts it.
+        .filter(|name| !invalidate::is_hidden(ctx, Kind::Prediction, name))
+        .map(|name| store::string(ctx, &name))
+        .collect();
+    let deleted = store::delete(ctx, &names)?;
+    stats::record_invalidated(Kind::Prediction, deleted as u64);
+    Ok(RedisValue::Integer(i64::try_from(deleted).unwrap_or(i64::MAX)))
+}
+
+/// WARGAMING.STATS `[RESET]`.
+pub fn stats_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    match args.len() {
+        1 => stats::reply(ctx),
+        2 if args.get(1).is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"RESET")) => {
+            stats::reset();
+            Ok(RedisValue::SimpleStringStatic("OK"))
+        }
+        2 => Err(RedisError::Str(errors::SYNTAX)),
+        _ => Err(RedisError::WrongArity),
+    }
+}
+
+/// Checks `loadmodule` arguments; a typo or bad value refuses to load.
+pub fn check_load_args(ctx: &Context, args: &[RedisString]) -> redis_module::Status {
+    let words: Vec<&[u8]> = args.iter().map(RedisString::as_slice).collect();
+    match config::check_load_args(&words) {
+        Ok(()) => redis_module::Status::Ok,
+        Err(message) => {
+            ctx.log_warning(&format!("wargaming: {message}"));
+            redis_module::Status::Err
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! `WARGAMING.INVALIDATE ALL` without stalling the server.
+//!
+//! A sweep scans the selected database in slices from a timer, each slice
+//! bounded by a time budget, so other clients are served between slices.
+//! The caller is blocked and gets the exact count when the sweep ends.
+//!
+//! Semantics are those of an instant delete:
+//! - The moment ALL is accepted, every existing entry of the kind is
+//!   *condemned*: GETs treat it as gone although the key still exists.
+//! - Entries written after acceptance (seen through keyspace events, which
+//!   module writes fire too) are recorded as survivors and never deleted.
+//! - A second ALL while one runs joins the same sweep: the survivors so far
+//!   become condemned by it, and it is credited with exactly those. Both
+//!   callers get their counts when the sweep ends, as if run one after the
+//!   other.
+//! - Inside MULTI, Lua or where blocking is denied, the sweep runs to the
+//!   end synchronously (still correct, just not sliced).
+//!
+//! Deletions are propagated as `DEL` and fire `del`, through the store.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::os::raw::c_int;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+
+use crate::keys::{self, Kind};
+use crate::store::{self, api};
+use crate::{errors, guard, stats};
+
+/// Longest time one slice may hold the event loop.
+const SLICE_BUDGET: Duration = Duration::from_millis(3);
+/// Scan steps between two looks at the clock.
+const STEPS_PER_CHECK: usize = 32;
+
+type JobId = u64;
+
+#[derive(Clone, Copy)]
+struct Job {
+    id: JobId,
+    /// Blocked caller; `None` for a synchronous run (MULTI, Lua).
+    client: Option<NonNull<raw::RedisModuleBlockedClient>>,
+    deleted: u64,
+}
+
+/// One sweep per (database, kind).
+struct Sweep {
+    db: i32,
+    kind: Kind,
+    cursor: NonNull<raw::RedisModuleScanCursor>,
+    /// Oldest first; `jobs[0]` owns everything not in `written`.
+    jobs: Vec<Job>,
+    /// Keys written since the sweep began: `None` survives; `Some(job)` was
+    /// written before that job was accepted, so that job condemned it.
+    written: HashMap<Vec<u8>, Option<JobId>>,
+    scan_done: bool,
+}
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        // SAFETY: the cursor was created by ScanCursorCreate and is destroyed once.
+        if let Some(destroy) = unsafe { raw::RedisModule_ScanCursorDestroy } {
+            unsafe { destroy(self.cursor.as_ptr()) };
+        }
+    }
+}
+
+thread_local! {
+    // Commands, timers and keyspace events all run on Redis's main thread.
+    // Borrows never span a call into Redis: such a call may fire an event
+    // whose handler borrows again.
+    static SWEEPS: RefCell<Vec<Sweep>> = const { RefCell::new(Vec::new()) };
+}
+/// Fast path for GETs and events: is any sweep running at all?
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static NEXT_JOB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn with_sweep<R>(db: i32, kind: Kind, f: impl FnOnce(&mut Sweep) -> R) -> Option<R> {
+    SWEEPS.with(|sweeps| {
+        let mut sweeps = sweeps.try_borrow_mut().ok()?;
+        sweeps.iter_mut().find(|s| s.db == db && s.kind == kind).map(f)
+    })
+}
+
+/// Is this existing entry condemned by a running INVALIDATE ALL?
+pub fn is_hidden(ctx: &Context, kind: Kind, name: &[u8]) -> bool {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return false;
+    }
+    let db = store::selected_db(ctx);
+    with_sweep(db, kind, |sweep| !matches!(sweep.written.get(name), Some(None))).unwrap_or(false)
+}
+
+/// Keyspace event hook: an entry written while a sweep runs survives it.
+pub fn on_keyspace_event(ctx: &Context, class: NotifyEvent, event: &str, key: &[u8]) {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    guard::callback(ctx, "keyspace event", || {
+        let writes_value = class.contains(NotifyEvent::STRING)
+            || matches!(event, "rename_to" | "copy_to" | "move_to" | "restore");
+        let Some(kind) = keys::kind_of(key).filter(|_| writes_value) else {
+            return;
+        };
+        let db = store::selected_db(ctx);
+        with_sweep(db, kind, |sweep| {
+            sweep.written.insert(key.to_vec(), None);
+        });
+    });
+}
+
+/// `INVALIDATE ALL`: accept now, reply with the count when the sweep ends.
+pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
+    let db = store::selected_db(ctx);
+    let job = NEXT_JOB.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: plain accessor on a live context.
+    let flags = unsafe { api!(RedisModule_GetContextFlags)?(ctx.get_raw()) } as u32;
+    let synchronous = flags
+        & (raw::REDISMODULE_CTX_FLAGS_MULTI | raw::REDISMODULE_CTX_FLAGS_LUA | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING)
+        != 0;
+    let client = if synchronous { None } else { Some(block(ctx)?) };
+    let job = Job { id: job, client, deleted: 0 };
+    let joined = with_sweep(db, kind, |sweep| {
+        // Everything that survived so far was written before this job.
+        for owner in sweep.written.values_mut() {
+            if owner.is_none() {
+                *owner = Some(job.id);
+            }
+        }
+        sweep.jobs.push(job);
+    });
+    if joined.is_none() {
+        // SAFETY: creates a fresh cursor, owned by the sweep.
+        let cursor = NonNull::new(unsafe { api!(RedisModule_ScanCursorCreate)?() })
+            .ok_or(RedisError::Str(errors::INTERNAL))?;
+        let sweep = Sweep { db, kind, cursor, jobs: vec![job], written: HashMap::new(), scan_done: false };
+        SWEEPS.with(|sweeps| sweeps.try_borrow_mut().map(|mut s| s.push(sweep)))
+            .map_err(|_| RedisError::Str(errors::INTERNAL))?;
+        ACTIVE.store(true, Ordering::Relaxed);
+        if !synchronous {
+            arm_timer(ctx, kind)?;
+        }
+    }
+    if synchronous {
+        let counts = run(ctx, db, kind, None);
+        let mine = counts.iter().find(|(id, _)| *id == job.id).map_or(0, |(_, n)| *n);
+        return Ok(RedisValue::Integer(i64::try_from(mine).unwrap_or(i64::MAX)));
+    }
+    Ok(RedisValue::NoReply)
+}
+
+fn arm_timer(ctx: &Context, kind: Kind) -> Result<(), RedisError> {
+    let create = api!(RedisModule_CreateTimer)?;
+    // The kind travels as the timer's data; the timer runs in the caller's db.
+    // SAFETY: the callback only reads the pointer as an integer.
+    unsafe { create(ctx.get_raw(), 0, Some(on_timer), kind.index() as *mut c_void) };
+    Ok(())
+}
+
+extern "C" fn on_timer(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
+    let ctx = Context::new(ctx);
+    guard::callback(&ctx, "invalidate timer", || {
+        let Some(kind) = Kind::ALL.into_iter().find(|k| k.index() == data as usize) else {
+            return;
+        };
+        let db = store::selected_db(&ctx);
+        run(&ctx, db, kind, Some(Instant::now() + SLICE_BUDGET));
+        if with_sweep(db, kind, |_| ()).is_some() {
+            if let Err(e) = arm_timer(&ctx, kind) {
+                ctx.log_warning(&format!("wargaming: cannot re-arm the invalidation timer: {e}"));
+            }
+        }
+    });
+}
+
+/// Advances the sweep until the deadline (or the end, without one). When it
+/// ends, unblocks every caller and returns each job's count.
+fn run(ctx: &Context, db: i32, kind: Kind, deadline: Option<Instant>) -> Vec<(JobId, u64)> {
+    loop {
+        let Some((cursor, scan_done)) = with_sweep(db, kind, |s| (s.cursor, s.scan_done)) else {
+            return Vec::new();
+        };
+        if scan_done {
+            delete_condemned_written(ctx, db, kind);
+            return finish(db, kind);
+        }
+        let mut batch: Vec<RedisString> = Vec::new();
+        let mut more = true;
+        for _ in 0..STEPS_PER_CHECK {
+            more = scan_step(ctx, cursor, kind, &mut batch);
+            if !more {
+                break;
+            }
+        }
+        delete_batch(ctx, db, kind, &batch);
+        if !more {
+            with_sweep(db, kind, |s| s.scan_done = true);
+            continue; // finish in this same slice: no job can join in between
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Vec::new();
+        }
+    }
+}
+
+/// One RM_Scan step; collects the names of this kind. Deleting happens after
+/// the step returns (deleting other keys inside the callback is unsafe).
+fn scan_step(ctx: &Context, cursor: NonNull<raw::RedisModuleScanCursor>, kind: Kind, batch: &mut Vec<RedisString>) -> bool {
+    let mut collector = Collector { ctx: ctx.get_raw(), prefix: kind.prefix(), batch };
+    let Some(scan) = (unsafe { raw::RedisModule_Scan }) else {
+        return false;
+    };
+    // SAFETY: the collector outlives the call; the callback only appends to it.
+    unsafe { scan(ctx.get_raw(), cursor.as_ptr(), Some(collect), (&mut collector as *mut Collector).cast()) != 0 }
+}
+
+struct Collector<'a> {
+    ctx: *mut raw::RedisModuleCtx,
+    prefix: &'static [u8],
+    batch: &'a mut Vec<RedisString>,
+}
+
+extern "C" fn collect(
+    _ctx: *mut raw::RedisModuleCtx,
+    name: *mut raw::RedisModuleString,
+    _key: *mut raw::RedisModuleKey,
+    data: *mut c_void,
+) {
+    // No unwinding across Redis's frames: a panic here is swallowed.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: data is the Collector passed to RM_Scan, alive for the call.
+        let collector = unsafe { &mut *data.cast::<Collector>() };
+        let bytes = RedisString::string_as_slice(name);
+        if bytes.starts_with(collector.prefix) && keys::kind_of(bytes).is_some() {
+            collector.batch.push(RedisString::create_from_slice(collector.ctx, bytes));
+        }
+    }));
+}
+
+/// Deletes the condemned keys of a batch and credits their jobs.
+fn delete_batch(ctx: &Context, db: i32, kind: Kind, batch: &[RedisString]) {
+    let mut deleted: Vec<&RedisString> = Vec::new();
+    for name in batch {
+        let owner = with_sweep(db, kind, |sweep| match sweep.written.get(name.as_slice()) {
+            Some(None) => None,
+            Some(Some(job)) => Some(*job),
+            None => sweep.jobs.first().map(|j| j.id),
+        })
+        .flatten();
+        let Some(owner) = owner else { continue };
+        if matches!(store::delete_quietly(ctx, name), Ok(true)) {
+            deleted.push(name);
+            with_sweep(db, kind, |sweep| {
+                sweep.written.remove(name.as_slice());
+                if let Some(job) = sweep.jobs.iter_mut().find(|j| j.id == owner) {
+                    job.deleted += 1;
+                }
+            });
+        }
+    }
+    if let Err(e) = store::announce_deleted(ctx, &deleted) {
+        ctx.log_warning(&format!("wargaming: cannot announce deletions: {e}"));
+    }
+}
+
+/// After the scan: keys written during the sweep and condemned by a later job.
+fn delete_condemned_written(ctx: &Context, db: i32, kind: Kind) {
+    let condemned: Vec<RedisString> = with_sweep(db, kind, |sweep| {
+        sweep
+            .written
+            .iter()
+            .filter(|(_, owner)| owner.is_some())
+            .map(|(name, _)| store::string(ctx, name))
+            .collect()
+    })
+    .unwrap_or_default();
+    delete_batch(ctx, db, kind, &condemned);
+}
+
+/// Ends the sweep: unblocks every waiting caller with its count.
+fn finish(db: i32, kind: Kind) -> Vec<(JobId, u64)> {
+    let sweep = SWEEPS.with(|sweeps| {
+        let mut sweeps = sweeps.try_borrow_mut().ok()?;
+        let index = sweeps.iter().position(|s| s.db == db && s.kind == kind)?;
+        let sweep = sweeps.swap_remove(index);
+        ACTIVE.store(!sweeps.is_empty(), Ordering::Relaxed);
+        Some(sweep)
+    });
+    let Some(sweep) = sweep else { return Vec::new() };
+    let mut counts = Vec::with_capacity(sweep.jobs.len());
+    for job in &sweep.jobs {
+        stats::record_invalidated(kind, job.deleted);
+        counts.push((job.id, job.deleted));
+        if let Some(client) = job.client {
+            let count = Box::into_raw(Box::new(job.deleted));
+            // SAFETY: each blocked client is unblocked exactly once; the count
+            // is freed by free_count after reply_count reads it.
+            if let Some(unblock) = unsafe { raw::RedisModule_UnblockClient } {
+                unsafe { unblock(client.as_ptr(), count.cast()) };
+            }
+        }
+    }
+    counts
+}
+
+fn block(ctx: &Context) -> Result<NonNull<raw::RedisModuleBlockedClient>, RedisError> {
+    let block = api!(RedisModule_BlockClient)?;
+    // SAFETY: callbacks match the API's signatures; no timeout.
+    let client = unsafe { block(ctx.get_raw(), Some(reply_count), None, Some(free_count), 0) };
+    NonNull::new(client).ok_or(RedisError::Str(errors::INTERNAL))
+}
+
+extern "C" fn reply_count(ctx: *mut raw::RedisModuleCtx, _argv: *mut *mut raw::RedisModuleString, _argc: c_int) -> c_int {
+    let context = Context::new(ctx);
+    let mut status = raw::REDISMODULE_OK as c_int;
+    guard::callback(&context, "invalidate reply", || {
+        // SAFETY: the private data is the Box<u64> given to UnblockClient.
+        let count = unsafe { raw::RedisModule_GetBlockedClientPrivateData.map(|f| f(ctx)) }
+            .and_then(|p| NonNull::new(p.cast::<u64>()))
+            .map_or(0, |p| unsafe { *p.as_ptr() });
+        status = context.reply(Ok(RedisValue::Integer(i64::try_from(count).unwrap_or(i64::MAX)))) as c_int;
+    });
+    status
+}
+
+extern "C" fn free_count(_ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
+    if !data.is_null() {
+        // SAFETY: data came from Box::into_raw in finish.
+        drop(unsafe { Box::from_raw(data.cast::<u64>()) });
+    }
+}

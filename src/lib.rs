@@ -1,0 +1,106 @@
+//! `wargaming`: the wargaming service's ML-result cache, enforced inside
+//! Redis. This file only registers; see `commands.rs` for what each command
+//! does and `store.rs` for how the keyspace is touched.
+
+pub mod args;
+pub mod canonical;
+pub mod commands;
+pub mod config;
+pub mod errors;
+pub mod guard;
+pub mod invalidate;
+pub mod json;
+pub mod keys;
+pub mod stats;
+pub mod store;
+
+use redis_module::configuration::ConfigurationFlags;
+use redis_module::{redis_module, Context, InfoContext, RedisResult, RedisString, Status};
+
+use keys::Kind;
+
+// Unit tests and fuzz targets run outside Redis: they need the system allocator.
+#[cfg(not(any(test, feature = "system-alloc")))]
+type Allocator = redis_module::alloc::RedisAlloc;
+#[cfg(not(any(test, feature = "system-alloc")))]
+const ALLOCATOR: Allocator = redis_module::alloc::RedisAlloc;
+#[cfg(any(test, feature = "system-alloc"))]
+type Allocator = std::alloc::System;
+#[cfg(any(test, feature = "system-alloc"))]
+const ALLOCATOR: Allocator = std::alloc::System;
+
+fn setpred(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard::command(ctx, args, |ctx, args| commands::set_entry(ctx, args, Kind::Prediction))
+}
+fn getpred(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard::command(ctx, args, |ctx, args| commands::get_entry(ctx, args, Kind::Prediction))
+}
+fn setmatrix(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard::command(ctx, args, |ctx, args| commands::set_entry(ctx, args, Kind::Matrix))
+}
+fn getmatrix(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard::command(ctx, args, |ctx, args| commands::get_entry(ctx, args, Kind::Matrix))
+}
+fn hashpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard::command(ctx, args, commands::hash_pattern)
+}
+fn getpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard::command(ctx, args, |ctx, args| commands::get_entry(ctx, args, Kind::Pattern))
+}
+fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard::command(ctx, args, commands::invalidate_command)
+}
+fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard::command(ctx, args, commands::stats_command)
+}
+fn info(ctx: &InfoContext, _for_crash_report: bool) {
+    let _ = stats::info(ctx);
+}
+fn on_keyspace_event(ctx: &Context, class: redis_module::NotifyEvent, event: &str, key: &[u8]) {
+    invalidate::on_keyspace_event(ctx, class, event, key);
+}
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    commands::check_load_args(ctx, args)
+}
+
+// Command flags: setters may be refused when memory is full, deletions never
+// are; readers are fast. Key positions: first key 1 for the commands named by
+// an id; HASHPATTERN and STATS declare none. ACL categories: none mandatory
+// (a 7.0 server would refuse to load a module that sets one).
+redis_module! {
+    name: "wargaming",
+    version: 1,
+    allocator: (Allocator, ALLOCATOR),
+    data_types: [],
+    init: init,
+    info: info,
+    commands: [
+        ["wargaming.setpred", setpred, "write deny-oom", 1, 1, 1, ""],
+        ["wargaming.getpred", getpred, "readonly fast", 1, 1, 1, ""],
+        ["wargaming.setmatrix", setmatrix, "write deny-oom", 1, 1, 1, ""],
+        ["wargaming.getmatrix", getmatrix, "readonly fast", 1, 1, 1, ""],
+        ["wargaming.hashpattern", hashpattern, "write deny-oom", 0, 0, 0, ""],
+        ["wargaming.getpattern", getpattern, "readonly fast", 1, 1, 1, ""],
+        ["wargaming.invalidate", invalidate, "write getkeys-api", 1, -1, 1, ""],
+        ["wargaming.stats", stats, "readonly", 0, 0, 0, ""],
+    ],
+    event_handlers: [
+        [@STRING @GENERIC: on_keyspace_event],
+    ],
+    configurations: [
+        i64: [
+            [config::PRED_TTL_CONFIG.name, config::PRED_TTL_CONFIG.value, config::PRED_TTL_CONFIG.default,
+             config::PRED_TTL_CONFIG.min, config::PRED_TTL_CONFIG.max, ConfigurationFlags::DEFAULT, None],
+            [config::MATRIX_TTL_CONFIG.name, config::MATRIX_TTL_CONFIG.value, config::MATRIX_TTL_CONFIG.default,
+             config::MATRIX_TTL_CONFIG.min, config::MATRIX_TTL_CONFIG.max, ConfigurationFlags::DEFAULT, None],
+            [config::PATTERN_TTL_CONFIG.name, config::PATTERN_TTL_CONFIG.value, config::PATTERN_TTL_CONFIG.default,
+             config::PATTERN_TTL_CONFIG.min, config::PATTERN_TTL_CONFIG.max, ConfigurationFlags::DEFAULT, None],
+            [config::MAX_JSON_CONFIG.name, config::MAX_JSON_CONFIG.value, config::MAX_JSON_CONFIG.default,
+             config::MAX_JSON_CONFIG.min, config::MAX_JSON_CONFIG.max, ConfigurationFlags::DEFAULT, None],
+        ],
+        string: [],
+        bool: [],
+        enum: [],
+        module_args_as_configuration: true,
+    ]
+}

@@ -1,0 +1,190 @@
+//! The module's own counters, and the two ways to read them: the
+//! `WARGAMING.STATS` reply and the `# wargaming` INFO section. Both are built
+//! from [`fields`], so they always show the same figures.
+//!
+//! Counters are plain atomics: commands run on Redis's main thread, so
+//! relaxed ordering is enough and a read costs nothing.
+
+use std::ffi::CStr;
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redis_module::{raw, Context, InfoContext, RedisError, RedisResult, RedisValue};
+
+use crate::config;
+use crate::keys::Kind;
+
+#[derive(Default)]
+struct KindCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    sets: AtomicU64,
+    invalidated: AtomicU64,
+}
+
+impl KindCounters {
+    const fn new() -> Self {
+        Self { hits: AtomicU64::new(0), misses: AtomicU64::new(0), sets: AtomicU64::new(0), invalidated: AtomicU64::new(0) }
+    }
+}
+
+static COUNTERS: [KindCounters; 3] = [KindCounters::new(), KindCounters::new(), KindCounters::new()];
+
+fn counters(kind: Kind) -> &'static KindCounters {
+    match kind {
+        Kind::Prediction => &COUNTERS[0],
+        Kind::Matrix => &COUNTERS[1],
+        Kind::Pattern => &COUNTERS[2],
+    }
+}
+
+pub fn record_hit(kind: Kind) {
+    counters(kind).hits.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn record_miss(kind: Kind) {
+    counters(kind).misses.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn record_set(kind: Kind) {
+    counters(kind).sets.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn record_invalidated(kind: Kind, count: u64) {
+    counters(kind).invalidated.fetch_add(count, Ordering::Relaxed);
+}
+
+/// `STATS RESET`: zero every event counter.
+pub fn reset() {
+    for c in &COUNTERS {
+        for counter in [&c.hits, &c.misses, &c.sets, &c.invalidated] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One reported figure.
+pub enum Figure {
+    Int(i64),
+    Ratio(f64),
+    Text(String),
+}
+
+fn int(value: u64) -> Figure {
+    Figure::Int(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+fn ratio(hits: u64, misses: u64) -> Figure {
+    let total = hits + misses;
+    Figure::Ratio(if total == 0 { 0.0 } else { hits as f64 / total as f64 })
+}
+
+/// Every figure, in reply order: totals, then per kind, then server figures.
+pub fn fields() -> Vec<(String, Figure)> {
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let per_kind: Vec<(Kind, [u64; 4])> = Kind::ALL
+        .iter()
+        .map(|&kind| {
+            let c = counters(kind);
+            (kind, [load(&c.hits), load(&c.misses), load(&c.sets), load(&c.invalidated)])
+        })
+        .collect();
+    let total = |i: usize| per_kind.iter().filter_map(|(_, v)| v.get(i)).sum::<u64>();
+    let (hits, misses, sets, invalidated) = (total(0), total(1), total(2), total(3));
+
+    let mut out = vec![
+        ("hits".to_string(), int(hits)),
+        ("misses".to_string(), int(misses)),
+        ("hit_ratio".to_string(), ratio(hits, misses)),
+        ("sets".to_string(), int(sets)),
+        ("invalidated".to_string(), int(invalidated)),
+    ];
+    for (kind, [h, m, s, i]) in per_kind {
+        let name = kind.stats_name();
+        out.push((format!("{name}_hits"), int(h)));
+        out.push((format!("{name}_misses"), int(m)));
+        out.push((format!("{name}_hit_ratio"), ratio(h, m)));
+        out.push((format!("{name}_sets"), int(s)));
+        out.push((format!("{name}_invalidated"), int(i)));
+    }
+    out.push(("connected_clients".to_string(), Figure::Int(server_int(c"clients", c"connected_clients"))));
+    out.push(("used_memory".to_string(), Figure::Int(server_int(c"memory", c"used_memory"))));
+    out.push(("used_memory_human".to_string(), Figure::Text(server_text(c"memory", c"used_memory_human"))));
+    for (field, kind) in [("pred_ttl", Kind::Prediction), ("matrix_ttl", Kind::Matrix), ("pattern_ttl", Kind::Pattern)] {
+        out.push((field.to_string(), Figure::Int(config::default_ttl_secs(kind))));
+    }
+    out.push(("max_json_bytes".to_string(), Figure::Int(i64::try_from(config::max_json_bytes()).unwrap_or(i64::MAX))));
+    out.push(("module_version".to_string(), Figure::Text(env!("CARGO_PKG_VERSION").to_string())));
+    out
+}
+
+/// A field of one `INFO` section, read through the module API. The context
+/// may be null (it only serves automatic memory), so INFO callbacks can use it.
+fn server_field<T>(section: &CStr, read: impl FnOnce(*mut raw::RedisModuleServerInfoData) -> T) -> Option<T> {
+    // SAFETY: null context is allowed; the data is freed below.
+    let data = unsafe { raw::RedisModule_GetServerInfo?(std::ptr::null_mut(), section.as_ptr()) };
+    if data.is_null() {
+        return None;
+    }
+    let value = read(data);
+    unsafe { raw::RedisModule_FreeServerInfo?(std::ptr::null_mut(), data) };
+    Some(value)
+}
+
+fn server_int(section: &CStr, field: &CStr) -> i64 {
+    server_field(section, |data| {
+        let mut err = 0;
+        // SAFETY: data is live until freed by server_field.
+        unsafe { raw::RedisModule_ServerInfoGetFieldSigned.map_or(0, |f| f(data, field.as_ptr(), &mut err)) }
+    })
+    .unwrap_or(0)
+}
+
+fn server_text(section: &CStr, field: &CStr) -> String {
+    server_field(section, |data| {
+        // SAFETY: the returned C string lives as long as data.
+        let ptr: *const c_char =
+            unsafe { raw::RedisModule_ServerInfoGetFieldC.map_or(std::ptr::null(), |f| f(data, field.as_ptr())) };
+        if ptr.is_null() {
+            String::new()
+        } else {
+            unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+        }
+    })
+    .unwrap_or_default()
+}
+
+/// `WARGAMING.STATS`: a map in RESP3, a flat field-value array in RESP2.
+pub fn reply(ctx: &Context) -> RedisResult {
+    let raw_ctx = ctx.get_raw();
+    let fields = fields();
+    let reply_map = unsafe { raw::RedisModule_ReplyWithMap }.ok_or(RedisError::Str(crate::errors::INTERNAL))?;
+    // SAFETY: a map header followed by exactly 2 * len replies.
+    unsafe {
+        reply_map(raw_ctx, fields.len() as std::os::raw::c_long);
+        for (name, figure) in &fields {
+            raw::RedisModule_ReplyWithStringBuffer.map(|f| f(raw_ctx, name.as_ptr().cast(), name.len()));
+            match figure {
+                Figure::Int(v) => raw::RedisModule_ReplyWithLongLong.map(|f| f(raw_ctx, *v)),
+                Figure::Ratio(v) => raw::RedisModule_ReplyWithDouble.map(|f| f(raw_ctx, *v)),
+                Figure::Text(v) => raw::RedisModule_ReplyWithStringBuffer.map(|f| f(raw_ctx, v.as_ptr().cast(), v.len())),
+            };
+        }
+    }
+    Ok(RedisValue::NoReply)
+}
+
+/// The `# wargaming` INFO section (fields prefixed `wargaming_` by Redis).
+#[allow(deprecated)] // the builder cannot name the section after the module alone
+pub fn info(ctx: &InfoContext) -> RedisResult<()> {
+    // No name: Redis titles the section with the module name, `# wargaming`.
+    ctx.add_info_section(None);
+    for (name, figure) in fields() {
+        match figure {
+            Figure::Int(v) => ctx.add_info_field_long_long(&name, v),
+            Figure::Ratio(v) => ctx.add_info_field_str(&name, &format!("{v:.6}")),
+            Figure::Text(v) => ctx.add_info_field_str(&name, &v),
+        };
+    }
+    Ok(())
+}

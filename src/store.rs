@@ -1,0 +1,188 @@
+//! The one path to the keyspace. Every key the module reads, writes or
+//! deletes goes through here, and so does everything Redis does not do for a
+//! module's key-API writes: propagation to replicas and the AOF as standard
+//! commands (`SET key value PXAT <unix-ms>`, `DEL key...`) and the keyspace
+//! events the native commands fire (`set`, `expire`, `del`).
+//!
+//! Read paths open keys read-only: closing a key opened for write signals it
+//! modified, which would abort other clients' WATCH and send client-side
+//! caching invalidations for a mere read.
+
+use std::ffi::CStr;
+use std::os::raw::c_int;
+use std::ptr::NonNull;
+
+use redis_module::{raw, Context, RedisError, RedisString};
+
+use crate::{args, errors};
+
+/// A raw API function, or an internal error if the server lacks it.
+macro_rules! api {
+    ($name:ident) => {{
+        // SAFETY: the pointers are filled once by RedisModule_Init and never change.
+        #[allow(unused_unsafe)]
+        let function = unsafe { ::redis_module::raw::$name };
+        function.ok_or(::redis_module::RedisError::Str($crate::errors::INTERNAL))
+    }};
+}
+pub(crate) use api;
+
+const READ: c_int = raw::REDISMODULE_READ as c_int;
+const WRITE: c_int = raw::REDISMODULE_WRITE as c_int;
+const KEYTYPE_EMPTY: c_int = raw::REDISMODULE_KEYTYPE_EMPTY as c_int;
+const KEYTYPE_STRING: c_int = raw::REDISMODULE_KEYTYPE_STRING as c_int;
+const OK: c_int = raw::REDISMODULE_OK as c_int;
+
+/// An open key handle, closed on drop.
+struct OpenKey {
+    ptr: NonNull<raw::RedisModuleKey>,
+}
+
+impl OpenKey {
+    /// `None` when a read-only open finds no live key.
+    fn open(ctx: &Context, name: &RedisString, mode: c_int) -> Result<Option<Self>, RedisError> {
+        let open = api!(RedisModule_OpenKey)?;
+        // SAFETY: ctx and name are live for the duration of the call.
+        let ptr = unsafe { open(ctx.get_raw(), name.inner, mode) };
+        Ok(NonNull::new(ptr.cast::<raw::RedisModuleKey>()).map(|ptr| Self { ptr }))
+    }
+
+    fn key_type(&self) -> Result<c_int, RedisError> {
+        // SAFETY: the handle is open.
+        Ok(unsafe { api!(RedisModule_KeyType)?(self.ptr.as_ptr()) })
+    }
+}
+
+impl Drop for OpenKey {
+    fn drop(&mut self) {
+        // SAFETY: the handle is open and closed exactly once.
+        if let Some(close) = unsafe { raw::RedisModule_CloseKey } {
+            unsafe { close(self.ptr.as_ptr()) };
+        }
+    }
+}
+
+/// A string value read in place; the key stays open while this lives.
+pub struct StringValue {
+    _key: OpenKey,
+    ptr: *const u8,
+    len: usize,
+}
+
+impl StringValue {
+    pub fn bytes(&self) -> &[u8] {
+        if self.ptr.is_null() {
+            return &[];
+        }
+        // SAFETY: Redis's string buffer stays valid while the key is open
+        // and nothing writes to it in between.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// Creates a key name (or any argument) from bytes, NUL bytes included.
+pub fn string(ctx: &Context, bytes: &[u8]) -> RedisString {
+    RedisString::create_from_slice(ctx.get_raw(), bytes)
+}
+
+/// Reads a string key read-only. `None` when it does not exist (or its TTL
+/// passed); `WRONGTYPE` when it holds something else.
+pub fn get(ctx: &Context, name: &RedisString) -> Result<Option<StringValue>, RedisError> {
+    let Some(key) = OpenKey::open(ctx, name, READ)? else {
+        return Ok(None);
+    };
+    match key.key_type()? {
+        KEYTYPE_EMPTY => Ok(None),
+        KEYTYPE_STRING => {
+            let mut len = 0usize;
+            let dma = api!(RedisModule_StringDMA)?;
+            // SAFETY: the key is open read-only; DMA in READ mode does not modify it.
+            let ptr = unsafe { dma(key.ptr.as_ptr(), &mut len, READ) };
+            Ok(Some(StringValue { _key: key, ptr: ptr.cast::<u8>(), len }))
+        }
+        _ => Err(RedisError::WrongType),
+    }
+}
+
+/// Stores `value` under `name` with a TTL, replacing whatever the key held
+/// (as `SET` does), then propagates `SET name value PXAT <abs>` and fires
+/// `set` and `expire`, as `SET ... PX` does.
+pub fn set(ctx: &Context, name: &RedisString, value: &RedisString, ttl_ms: i64) -> Result<(), RedisError> {
+    // SAFETY: plain clock read.
+    let now_ms = unsafe { api!(RedisModule_Milliseconds)?() };
+    let expire_at = args::expire_at_ms(now_ms, ttl_ms).map_err(RedisError::Str)?;
+    {
+        let key = OpenKey::open(ctx, name, READ | WRITE)?.ok_or(RedisError::Str(errors::INTERNAL))?;
+        // SAFETY: the key is open for write; Redis takes its own reference to `value`.
+        let stored = unsafe { api!(RedisModule_StringSet)?(key.ptr.as_ptr(), value.inner) };
+        let expiring = unsafe { api!(RedisModule_SetAbsExpire)?(key.ptr.as_ptr(), expire_at) };
+        if stored != OK || expiring != OK {
+            return Err(RedisError::Str(errors::INTERNAL));
+        }
+    } // Closing the written key signals it modified: WATCH aborts, tracking invalidates.
+    let replicate = api!(RedisModule_Replicate)?;
+    // SAFETY: "sscl" matches the arguments: two module strings, a C string, a long long.
+    unsafe {
+        replicate(ctx.get_raw(), c"SET".as_ptr(), c"sscl".as_ptr(), name.inner, value.inner, c"PXAT".as_ptr(), expire_at)
+    };
+    notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name)?;
+    notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name)
+}
+
+/// Deletes the live keys among `names`, propagates one `DEL` of those that
+/// existed and fires `del` for each, as `DEL` does. Returns how many existed.
+pub fn delete(ctx: &Context, names: &[RedisString]) -> Result<usize, RedisError> {
+    let mut deleted: Vec<&RedisString> = Vec::with_capacity(names.len());
+    for name in names {
+        if delete_quietly(ctx, name)? {
+            deleted.push(name);
+        }
+    }
+    announce_deleted(ctx, &deleted)?;
+    Ok(deleted.len())
+}
+
+/// Deletes one key if it is live, without propagating or notifying: callers
+/// batch those with [`announce_deleted`]. A missing key is never opened
+/// writable, so it signals nothing (native `DEL` of a missing key does not).
+pub fn delete_quietly(ctx: &Context, name: &RedisString) -> Result<bool, RedisError> {
+    // The read-only open also reclaims a key whose TTL passed: it is not live.
+    if OpenKey::open(ctx, name, READ)?.is_none() {
+        return Ok(false);
+    }
+    let Some(key) = OpenKey::open(ctx, name, READ | WRITE)? else {
+        return Ok(false);
+    };
+    if key.key_type()? == KEYTYPE_EMPTY {
+        return Ok(false);
+    }
+    // SAFETY: the key is open for write.
+    Ok(unsafe { api!(RedisModule_DeleteKey)?(key.ptr.as_ptr()) } == OK)
+}
+
+/// Propagates `DEL name...` and fires `del` for each deleted key.
+pub fn announce_deleted(ctx: &Context, deleted: &[&RedisString]) -> Result<(), RedisError> {
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    let argv: Vec<*mut raw::RedisModuleString> = deleted.iter().map(|name| name.inner).collect();
+    let replicate = api!(RedisModule_Replicate)?;
+    // SAFETY: "v" takes an array of module strings and its length.
+    unsafe { replicate(ctx.get_raw(), c"DEL".as_ptr(), c"v".as_ptr(), argv.as_ptr(), argv.len()) };
+    for name in deleted {
+        notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", name)?;
+    }
+    Ok(())
+}
+
+fn notify(ctx: &Context, class: c_int, event: &CStr, name: &RedisString) -> Result<(), RedisError> {
+    // SAFETY: the event name is a static C string; the key name is live.
+    unsafe { api!(RedisModule_NotifyKeyspaceEvent)?(ctx.get_raw(), class, event.as_ptr(), name.inner) };
+    Ok(())
+}
+
+/// The database the calling client (or timer) has selected.
+pub fn selected_db(ctx: &Context) -> i32 {
+    // SAFETY: plain accessor on a live context.
+    unsafe { raw::RedisModule_GetSelectedDb }.map_or(0, |f| unsafe { f(ctx.get_raw()) })
+}
