@@ -16,7 +16,10 @@ pub struct WriteOptions {
 /// Parses `[EX seconds | PX milliseconds]` (and `NOSTORE` where allowed).
 /// Option names are case-insensitive; an option given twice, EX with PX,
 /// an unknown word or a missing value is a syntax error.
-pub fn parse_write_options<'a, I>(mut args: I, allow_nostore: bool) -> Result<WriteOptions, &'static str>
+pub fn parse_write_options<'a, I>(
+    mut args: I,
+    allow_nostore: bool,
+) -> Result<WriteOptions, &'static str>
 where
     I: Iterator<Item = &'a [u8]>,
 {
@@ -56,7 +59,9 @@ where
 pub fn resolve_ttl_ms(asked_ms: Option<i64>, default_secs: i64) -> Result<i64, &'static str> {
     match asked_ms {
         Some(ms) => Ok(ms),
-        None => default_secs.checked_mul(1000).ok_or(errors::EXPIRE_TOO_LARGE),
+        None => default_secs
+            .checked_mul(1000)
+            .ok_or(errors::EXPIRE_TOO_LARGE),
     }
 }
 
@@ -83,7 +88,11 @@ pub fn parse_strict_i64(text: &[u8]) -> Option<i64> {
         }
         let d = i64::from(digit - b'0');
         value = value.checked_mul(10)?;
-        value = if negative { value.checked_sub(d)? } else { value.checked_add(d)? };
+        value = if negative {
+            value.checked_sub(d)?
+        } else {
+            value.checked_add(d)?
+        };
     }
     Some(value)
 }
@@ -103,21 +112,33 @@ mod tests {
 
     #[test]
     fn ex_and_px_are_case_insensitive() {
-        assert_eq!(parse(&["ex", "10"], false).map(|o| o.ttl_ms), Ok(Some(10_000)));
-        assert_eq!(parse(&["Px", "1500"], false).map(|o| o.ttl_ms), Ok(Some(1500)));
+        assert_eq!(
+            parse(&["ex", "10"], false).map(|o| o.ttl_ms),
+            Ok(Some(10_000))
+        );
+        assert_eq!(
+            parse(&["Px", "1500"], false).map(|o| o.ttl_ms),
+            Ok(Some(1500))
+        );
     }
 
     #[test]
     fn bad_expiries_are_refused() {
         assert_eq!(parse(&["EX", "0"], false), Err(errors::EXPIRE_NOT_POSITIVE));
-        assert_eq!(parse(&["PX", "-5"], false), Err(errors::EXPIRE_NOT_POSITIVE));
+        assert_eq!(
+            parse(&["PX", "-5"], false),
+            Err(errors::EXPIRE_NOT_POSITIVE)
+        );
         assert_eq!(parse(&["EX", "ten"], false), Err(errors::NOT_INTEGER));
         assert_eq!(parse(&["EX", "1.5"], false), Err(errors::NOT_INTEGER));
         assert_eq!(parse(&["EX"], false), Err(errors::SYNTAX));
         assert_eq!(parse(&["EX", "1", "PX", "1"], false), Err(errors::SYNTAX));
         assert_eq!(parse(&["EX", "1", "EX", "1"], false), Err(errors::SYNTAX));
         assert_eq!(parse(&["KEEPTTL"], false), Err(errors::SYNTAX));
-        assert_eq!(parse(&["EX", "9223372036854775807"], false), Err(errors::EXPIRE_TOO_LARGE));
+        assert_eq!(
+            parse(&["EX", "9223372036854775807"], false),
+            Err(errors::EXPIRE_TOO_LARGE)
+        );
     }
 
     #[test]
@@ -125,7 +146,10 @@ mod tests {
         assert_eq!(parse(&["NOSTORE"], false), Err(errors::SYNTAX));
         assert_eq!(parse(&["nostore"], true).map(|o| o.nostore), Ok(true));
         assert_eq!(parse(&["NOSTORE", "NOSTORE"], true), Err(errors::SYNTAX));
-        assert_eq!(parse(&["NOSTORE", "EX", "5"], true), Err(errors::NOSTORE_WITH_TTL));
+        assert_eq!(
+            parse(&["NOSTORE", "EX", "5"], true),
+            Err(errors::NOSTORE_WITH_TTL)
+        );
         assert_eq!(parse(&["EX", "5"], true).map(|o| o.ttl_ms), Ok(Some(5000)));
     }
 
@@ -134,7 +158,10 @@ mod tests {
         assert_eq!(resolve_ttl_ms(Some(1234), 86400), Ok(1234));
         assert_eq!(resolve_ttl_ms(None, 86400), Ok(86_400_000));
         assert_eq!(expire_at_ms(1_000, 500), Ok(1_500));
-        assert_eq!(expire_at_ms(i64::MAX - 1, 500), Err(errors::EXPIRE_TOO_LARGE));
+        assert_eq!(
+            expire_at_ms(i64::MAX - 1, 500),
+            Err(errors::EXPIRE_TOO_LARGE)
+        );
     }
 
     #[test]
@@ -144,8 +171,23 @@ mod tests {
         assert_eq!(parse_strict_i64(b"-42"), Some(-42));
         assert_eq!(parse_strict_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_strict_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [&b""[..], b"-", b"+1", b" 1", b"1 ", b"01", b"-0", b"1e3", b"9223372036854775808"] {
-            assert_eq!(parse_strict_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"01",
+            b"-0",
+            b"1e3",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(
+                parse_strict_i64(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -31,9 +31,11 @@ pub fn set_entry(ctx: &Context, args: Vec<RedisString>, kind: Kind) -> RedisResu
     let value = args.next_arg()?;
     let options = rest(args);
     keys::validate_id(id.as_slice()).map_err(RedisError::Str)?;
-    let options = args::parse_write_options(options.iter().map(RedisString::as_slice), false).map_err(RedisError::Str)?;
+    let options = args::parse_write_options(options.iter().map(RedisString::as_slice), false)
+        .map_err(RedisError::Str)?;
     json::validate_object(value.as_slice(), config::max_json_bytes()).map_err(err)?;
-    let ttl_ms = args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(kind)).map_err(RedisError::Str)?;
+    let ttl_ms = args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(kind))
+        .map_err(RedisError::Str)?;
     let key = store::string(ctx, &keys::key_name(kind, id.as_slice()));
     store::set(ctx, &key, &value, ttl_ms)?;
     stats::record_set(kind);
@@ -66,7 +68,9 @@ pub fn get_entry(ctx: &Context, args: Vec<RedisString>, kind: Kind) -> RedisResu
     let bytes = value.bytes();
     // Reply straight from Redis's buffer: one copy, as GET makes.
     // SAFETY: the buffer lives while `value` keeps the key open.
-    unsafe { api!(RedisModule_ReplyWithStringBuffer)?(ctx.get_raw(), bytes.as_ptr().cast(), bytes.len()) };
+    unsafe {
+        api!(RedisModule_ReplyWithStringBuffer)?(ctx.get_raw(), bytes.as_ptr().cast(), bytes.len())
+    };
     Ok(RedisValue::NoReply)
 }
 
@@ -78,11 +82,13 @@ pub fn hash_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let mut args = args.into_iter().skip(1);
     let pattern = args.next_arg()?;
     let options = rest(args);
-    let options = args::parse_write_options(options.iter().map(RedisString::as_slice), true).map_err(RedisError::Str)?;
-    let hash = canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
+    let options = args::parse_write_options(options.iter().map(RedisString::as_slice), true)
+        .map_err(RedisError::Str)?;
+    let hash =
+        canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
     if !options.nostore {
-        let ttl_ms =
-            args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(Kind::Pattern)).map_err(RedisError::Str)?;
+        let ttl_ms = args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(Kind::Pattern))
+            .map_err(RedisError::Str)?;
         let key = store::string(ctx, &keys::key_name(Kind::Pattern, hash.as_bytes()));
         store::set(ctx, &key, &pattern, ttl_ms)?;
         stats::record_set(Kind::Pattern);
@@ -92,7 +98,10 @@ pub fn hash_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// WARGAMING.INVALIDATE: `<apv_id> [apv_id ...]` or `ALL`.
 pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let all = args.len() == 2 && args.get(1).is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"ALL"));
+    let all = args.len() == 2
+        && args
+            .get(1)
+            .is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"ALL"));
     if ctx.is_keys_position_request() {
         // INVALIDATE ALL declares no key, so a cluster runs it on any node.
         if !all {
@@ -109,7 +118,10 @@ pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
         return invalidate::all(ctx, Kind::Prediction);
     }
     let ids: Vec<RedisString> = args.into_iter().skip(1).collect();
-    if ids.iter().any(|id| id.as_slice().eq_ignore_ascii_case(b"ALL")) {
+    if ids
+        .iter()
+        .any(|id| id.as_slice().eq_ignore_ascii_case(b"ALL"))
+    {
         return Err(RedisError::Str(errors::ALL_ALONE));
     }
     for id in &ids {
@@ -125,14 +137,19 @@ pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
         .collect();
     let deleted = store::delete(ctx, &names)?;
     stats::record_invalidated(Kind::Prediction, deleted as u64);
-    Ok(RedisValue::Integer(i64::try_from(deleted).unwrap_or(i64::MAX)))
+    Ok(RedisValue::Integer(
+        i64::try_from(deleted).unwrap_or(i64::MAX),
+    ))
 }
 
 /// WARGAMING.STATS `[RESET]`.
 pub fn stats_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     match args.len() {
         1 => stats::reply(ctx),
-        2 if args.get(1).is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"RESET")) => {
+        2 if args
+            .get(1)
+            .is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"RESET")) =>
+        {
             stats::reset();
             Ok(RedisValue::SimpleStringStatic("OK"))
         }

@@ -29,12 +29,27 @@ pub static MATRIX_TTL: AtomicI64 = AtomicI64::new(300);
 pub static PATTERN_TTL: AtomicI64 = AtomicI64::new(43_200);
 pub static MAX_JSON: AtomicI64 = AtomicI64::new(1_048_576);
 
-pub const PRED_TTL_CONFIG: NumericConfig =
-    NumericConfig { name: "pred-ttl", value: &PRED_TTL, default: 86_400, min: 1, max: MAX_TTL_SECS };
-pub const MATRIX_TTL_CONFIG: NumericConfig =
-    NumericConfig { name: "matrix-ttl", value: &MATRIX_TTL, default: 300, min: 1, max: MAX_TTL_SECS };
-pub const PATTERN_TTL_CONFIG: NumericConfig =
-    NumericConfig { name: "pattern-ttl", value: &PATTERN_TTL, default: 43_200, min: 1, max: MAX_TTL_SECS };
+pub const PRED_TTL_CONFIG: NumericConfig = NumericConfig {
+    name: "pred-ttl",
+    value: &PRED_TTL,
+    default: 86_400,
+    min: 1,
+    max: MAX_TTL_SECS,
+};
+pub const MATRIX_TTL_CONFIG: NumericConfig = NumericConfig {
+    name: "matrix-ttl",
+    value: &MATRIX_TTL,
+    default: 300,
+    min: 1,
+    max: MAX_TTL_SECS,
+};
+pub const PATTERN_TTL_CONFIG: NumericConfig = NumericConfig {
+    name: "pattern-ttl",
+    value: &PATTERN_TTL,
+    default: 43_200,
+    min: 1,
+    max: MAX_TTL_SECS,
+};
 pub const MAX_JSON_CONFIG: NumericConfig = NumericConfig {
     name: "max-json-bytes",
     value: &MAX_JSON,
@@ -43,7 +58,12 @@ pub const MAX_JSON_CONFIG: NumericConfig = NumericConfig {
     max: MAX_JSON_BYTES,
 };
 
-pub const ALL: [NumericConfig; 4] = [PRED_TTL_CONFIG, MATRIX_TTL_CONFIG, PATTERN_TTL_CONFIG, MAX_JSON_CONFIG];
+pub const ALL: [NumericConfig; 4] = [
+    PRED_TTL_CONFIG,
+    MATRIX_TTL_CONFIG,
+    PATTERN_TTL_CONFIG,
+    MAX_JSON_CONFIG,
+];
 
 /// Default TTL of a kind, in seconds.
 pub fn default_ttl_secs(kind: Kind) -> i64 {
@@ -67,14 +87,28 @@ pub fn check_load_args(args: &[&[u8]]) -> Result<(), String> {
     while let Some(name) = words.next() {
         let config = ALL
             .iter()
-            .find(|c| c.name.as_bytes() == *name || format!("wargaming.{}", c.name).as_bytes() == *name)
-            .ok_or_else(|| format!("{}: {}", errors::CONFIG_UNKNOWN, String::from_utf8_lossy(name)))?;
+            .find(|c| {
+                c.name.as_bytes() == *name || format!("wargaming.{}", c.name).as_bytes() == *name
+            })
+            .ok_or_else(|| {
+                format!(
+                    "{}: {}",
+                    errors::CONFIG_UNKNOWN,
+                    String::from_utf8_lossy(name)
+                )
+            })?;
         let value = words
             .next()
             .and_then(|v| crate::args::parse_strict_i64(v))
             .filter(|v| (config.min..=config.max).contains(v))
             .ok_or_else(|| {
-                format!("{} {} (an integer from {} to {})", errors::CONFIG_VALUE, config.name, config.min, config.max)
+                format!(
+                    "{} {} (an integer from {} to {})",
+                    errors::CONFIG_VALUE,
+                    config.name,
+                    config.min,
+                    config.max
+                )
             })?;
         let _ = value;
     }

@@ -82,7 +82,10 @@ static NEXT_JOB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 fn with_sweep<R>(db: i32, kind: Kind, f: impl FnOnce(&mut Sweep) -> R) -> Option<R> {
     SWEEPS.with(|sweeps| {
         let mut sweeps = sweeps.try_borrow_mut().ok()?;
-        sweeps.iter_mut().find(|s| s.db == db && s.kind == kind).map(f)
+        sweeps
+            .iter_mut()
+            .find(|s| s.db == db && s.kind == kind)
+            .map(f)
     })
 }
 
@@ -92,7 +95,10 @@ pub fn is_hidden(ctx: &Context, kind: Kind, name: &[u8]) -> bool {
         return false;
     }
     let db = store::selected_db(ctx);
-    with_sweep(db, kind, |sweep| !matches!(sweep.written.get(name), Some(None))).unwrap_or(false)
+    with_sweep(db, kind, |sweep| {
+        !matches!(sweep.written.get(name), Some(None))
+    })
+    .unwrap_or(false)
 }
 
 /// Keyspace event hook: an entry written while a sweep runs survives it.
@@ -120,10 +126,16 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
     // SAFETY: plain accessor on a live context.
     let flags = unsafe { api!(RedisModule_GetContextFlags)?(ctx.get_raw()) } as u32;
     let synchronous = flags
-        & (raw::REDISMODULE_CTX_FLAGS_MULTI | raw::REDISMODULE_CTX_FLAGS_LUA | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING)
+        & (raw::REDISMODULE_CTX_FLAGS_MULTI
+            | raw::REDISMODULE_CTX_FLAGS_LUA
+            | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING)
         != 0;
     let client = if synchronous { None } else { Some(block(ctx)?) };
-    let job = Job { id: job, client, deleted: 0 };
+    let job = Job {
+        id: job,
+        client,
+        deleted: 0,
+    };
     let joined = with_sweep(db, kind, |sweep| {
         // Everything that survived so far was written before this job.
         for owner in sweep.written.values_mut() {
@@ -137,8 +149,16 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
         // SAFETY: creates a fresh cursor, owned by the sweep.
         let cursor = NonNull::new(unsafe { api!(RedisModule_ScanCursorCreate)?() })
             .ok_or(RedisError::Str(errors::INTERNAL))?;
-        let sweep = Sweep { db, kind, cursor, jobs: vec![job], written: HashMap::new(), scan_done: false };
-        SWEEPS.with(|sweeps| sweeps.try_borrow_mut().map(|mut s| s.push(sweep)))
+        let sweep = Sweep {
+            db,
+            kind,
+            cursor,
+            jobs: vec![job],
+            written: HashMap::new(),
+            scan_done: false,
+        };
+        SWEEPS
+            .with(|sweeps| sweeps.try_borrow_mut().map(|mut s| s.push(sweep)))
             .map_err(|_| RedisError::Str(errors::INTERNAL))?;
         ACTIVE.store(true, Ordering::Relaxed);
         if !synchronous {
@@ -147,7 +167,10 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
     }
     if synchronous {
         let counts = run(ctx, db, kind, None);
-        let mine = counts.iter().find(|(id, _)| *id == job.id).map_or(0, |(_, n)| *n);
+        let mine = counts
+            .iter()
+            .find(|(id, _)| *id == job.id)
+            .map_or(0, |(_, n)| *n);
         return Ok(RedisValue::Integer(i64::try_from(mine).unwrap_or(i64::MAX)));
     }
     Ok(RedisValue::NoReply)
@@ -157,7 +180,14 @@ fn arm_timer(ctx: &Context, kind: Kind) -> Result<(), RedisError> {
     let create = api!(RedisModule_CreateTimer)?;
     // The kind travels as the timer's data; the timer runs in the caller's db.
     // SAFETY: the callback only reads the pointer as an integer.
-    unsafe { create(ctx.get_raw(), 0, Some(on_timer), kind.index() as *mut c_void) };
+    unsafe {
+        create(
+            ctx.get_raw(),
+            0,
+            Some(on_timer),
+            kind.index() as *mut c_void,
+        )
+    };
     Ok(())
 }
 
@@ -171,7 +201,9 @@ extern "C" fn on_timer(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
         run(&ctx, db, kind, Some(Instant::now() + SLICE_BUDGET));
         if with_sweep(db, kind, |_| ()).is_some() {
             if let Err(e) = arm_timer(&ctx, kind) {
-                ctx.log_warning(&format!("wargaming: cannot re-arm the invalidation timer: {e}"));
+                ctx.log_warning(&format!(
+                    "wargaming: cannot re-arm the invalidation timer: {e}"
+                ));
             }
         }
     });
@@ -209,13 +241,29 @@ fn run(ctx: &Context, db: i32, kind: Kind, deadline: Option<Instant>) -> Vec<(Jo
 
 /// One RM_Scan step; collects the names of this kind. Deleting happens after
 /// the step returns (deleting other keys inside the callback is unsafe).
-fn scan_step(ctx: &Context, cursor: NonNull<raw::RedisModuleScanCursor>, kind: Kind, batch: &mut Vec<RedisString>) -> bool {
-    let mut collector = Collector { ctx: ctx.get_raw(), prefix: kind.prefix(), batch };
+fn scan_step(
+    ctx: &Context,
+    cursor: NonNull<raw::RedisModuleScanCursor>,
+    kind: Kind,
+    batch: &mut Vec<RedisString>,
+) -> bool {
+    let mut collector = Collector {
+        ctx: ctx.get_raw(),
+        prefix: kind.prefix(),
+        batch,
+    };
     let Some(scan) = (unsafe { raw::RedisModule_Scan }) else {
         return false;
     };
     // SAFETY: the collector outlives the call; the callback only appends to it.
-    unsafe { scan(ctx.get_raw(), cursor.as_ptr(), Some(collect), (&mut collector as *mut Collector).cast()) != 0 }
+    unsafe {
+        scan(
+            ctx.get_raw(),
+            cursor.as_ptr(),
+            Some(collect),
+            (&mut collector as *mut Collector).cast(),
+        ) != 0
+    }
 }
 
 struct Collector<'a> {
@@ -236,7 +284,9 @@ extern "C" fn collect(
         let collector = unsafe { &mut *data.cast::<Collector>() };
         let bytes = RedisString::string_as_slice(name);
         if bytes.starts_with(collector.prefix) && keys::kind_of(bytes).is_some() {
-            collector.batch.push(RedisString::create_from_slice(collector.ctx, bytes));
+            collector
+                .batch
+                .push(RedisString::create_from_slice(collector.ctx, bytes));
         }
     }));
 }
@@ -290,7 +340,9 @@ fn finish(db: i32, kind: Kind) -> Vec<(JobId, u64)> {
         ACTIVE.store(!sweeps.is_empty(), Ordering::Relaxed);
         Some(sweep)
     });
-    let Some(sweep) = sweep else { return Vec::new() };
+    let Some(sweep) = sweep else {
+        return Vec::new();
+    };
     let mut counts = Vec::with_capacity(sweep.jobs.len());
     for job in &sweep.jobs {
         stats::record_invalidated(kind, job.deleted);
@@ -314,7 +366,11 @@ fn block(ctx: &Context) -> Result<NonNull<raw::RedisModuleBlockedClient>, RedisE
     NonNull::new(client).ok_or(RedisError::Str(errors::INTERNAL))
 }
 
-extern "C" fn reply_count(ctx: *mut raw::RedisModuleCtx, _argv: *mut *mut raw::RedisModuleString, _argc: c_int) -> c_int {
+extern "C" fn reply_count(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
     let context = Context::new(ctx);
     let mut status = raw::REDISMODULE_OK as c_int;
     guard::callback(&context, "invalidate reply", || {
@@ -322,7 +378,9 @@ extern "C" fn reply_count(ctx: *mut raw::RedisModuleCtx, _argv: *mut *mut raw::R
         let count = unsafe { raw::RedisModule_GetBlockedClientPrivateData.map(|f| f(ctx)) }
             .and_then(|p| NonNull::new(p.cast::<u64>()))
             .map_or(0, |p| unsafe { *p.as_ptr() });
-        status = context.reply(Ok(RedisValue::Integer(i64::try_from(count).unwrap_or(i64::MAX)))) as c_int;
+        status = context.reply(Ok(RedisValue::Integer(
+            i64::try_from(count).unwrap_or(i64::MAX),
+        ))) as c_int;
     });
     status
 }

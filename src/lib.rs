@@ -2,6 +2,19 @@
 //! Redis. This file only registers; see `commands.rs` for what each command
 //! does and `store.rs` for how the keyspace is touched.
 
+// No panics inside Redis: a panic aborts the server (tests may use them).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
+
 pub mod args;
 pub mod canonical;
 pub mod commands;
@@ -30,22 +43,32 @@ type Allocator = std::alloc::System;
 const ALLOCATOR: Allocator = std::alloc::System;
 
 fn setpred(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard::command(ctx, args, |ctx, args| commands::set_entry(ctx, args, Kind::Prediction))
+    guard::command(ctx, args, |ctx, args| {
+        commands::set_entry(ctx, args, Kind::Prediction)
+    })
 }
 fn getpred(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard::command(ctx, args, |ctx, args| commands::get_entry(ctx, args, Kind::Prediction))
+    guard::command(ctx, args, |ctx, args| {
+        commands::get_entry(ctx, args, Kind::Prediction)
+    })
 }
 fn setmatrix(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard::command(ctx, args, |ctx, args| commands::set_entry(ctx, args, Kind::Matrix))
+    guard::command(ctx, args, |ctx, args| {
+        commands::set_entry(ctx, args, Kind::Matrix)
+    })
 }
 fn getmatrix(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard::command(ctx, args, |ctx, args| commands::get_entry(ctx, args, Kind::Matrix))
+    guard::command(ctx, args, |ctx, args| {
+        commands::get_entry(ctx, args, Kind::Matrix)
+    })
 }
 fn hashpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard::command(ctx, args, commands::hash_pattern)
 }
 fn getpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard::command(ctx, args, |ctx, args| commands::get_entry(ctx, args, Kind::Pattern))
+    guard::command(ctx, args, |ctx, args| {
+        commands::get_entry(ctx, args, Kind::Pattern)
+    })
 }
 fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard::command(ctx, args, commands::invalidate_command)

@@ -24,11 +24,20 @@ struct KindCounters {
 
 impl KindCounters {
     const fn new() -> Self {
-        Self { hits: AtomicU64::new(0), misses: AtomicU64::new(0), sets: AtomicU64::new(0), invalidated: AtomicU64::new(0) }
+        Self {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            sets: AtomicU64::new(0),
+            invalidated: AtomicU64::new(0),
+        }
     }
 }
 
-static COUNTERS: [KindCounters; 3] = [KindCounters::new(), KindCounters::new(), KindCounters::new()];
+static COUNTERS: [KindCounters; 3] = [
+    KindCounters::new(),
+    KindCounters::new(),
+    KindCounters::new(),
+];
 
 fn counters(kind: Kind) -> &'static KindCounters {
     match kind {
@@ -51,7 +60,9 @@ pub fn record_set(kind: Kind) {
 }
 
 pub fn record_invalidated(kind: Kind, count: u64) {
-    counters(kind).invalidated.fetch_add(count, Ordering::Relaxed);
+    counters(kind)
+        .invalidated
+        .fetch_add(count, Ordering::Relaxed);
 }
 
 /// `STATS RESET`: zero every event counter.
@@ -76,7 +87,11 @@ fn int(value: u64) -> Figure {
 
 fn ratio(hits: u64, misses: u64) -> Figure {
     let total = hits + misses;
-    Figure::Ratio(if total == 0 { 0.0 } else { hits as f64 / total as f64 })
+    Figure::Ratio(if total == 0 {
+        0.0
+    } else {
+        hits as f64 / total as f64
+    })
 }
 
 /// Every figure, in reply order: totals, then per kind, then server figures.
@@ -86,7 +101,15 @@ pub fn fields() -> Vec<(String, Figure)> {
         .iter()
         .map(|&kind| {
             let c = counters(kind);
-            (kind, [load(&c.hits), load(&c.misses), load(&c.sets), load(&c.invalidated)])
+            (
+                kind,
+                [
+                    load(&c.hits),
+                    load(&c.misses),
+                    load(&c.sets),
+                    load(&c.invalidated),
+                ],
+            )
         })
         .collect();
     let total = |i: usize| per_kind.iter().filter_map(|(_, v)| v.get(i)).sum::<u64>();
@@ -107,20 +130,45 @@ pub fn fields() -> Vec<(String, Figure)> {
         out.push((format!("{name}_sets"), int(s)));
         out.push((format!("{name}_invalidated"), int(i)));
     }
-    out.push(("connected_clients".to_string(), Figure::Int(server_int(c"clients", c"connected_clients"))));
-    out.push(("used_memory".to_string(), Figure::Int(server_int(c"memory", c"used_memory"))));
-    out.push(("used_memory_human".to_string(), Figure::Text(server_text(c"memory", c"used_memory_human"))));
-    for (field, kind) in [("pred_ttl", Kind::Prediction), ("matrix_ttl", Kind::Matrix), ("pattern_ttl", Kind::Pattern)] {
-        out.push((field.to_string(), Figure::Int(config::default_ttl_secs(kind))));
+    out.push((
+        "connected_clients".to_string(),
+        Figure::Int(server_int(c"clients", c"connected_clients")),
+    ));
+    out.push((
+        "used_memory".to_string(),
+        Figure::Int(server_int(c"memory", c"used_memory")),
+    ));
+    out.push((
+        "used_memory_human".to_string(),
+        Figure::Text(server_text(c"memory", c"used_memory_human")),
+    ));
+    for (field, kind) in [
+        ("pred_ttl", Kind::Prediction),
+        ("matrix_ttl", Kind::Matrix),
+        ("pattern_ttl", Kind::Pattern),
+    ] {
+        out.push((
+            field.to_string(),
+            Figure::Int(config::default_ttl_secs(kind)),
+        ));
     }
-    out.push(("max_json_bytes".to_string(), Figure::Int(i64::try_from(config::max_json_bytes()).unwrap_or(i64::MAX))));
-    out.push(("module_version".to_string(), Figure::Text(env!("CARGO_PKG_VERSION").to_string())));
+    out.push((
+        "max_json_bytes".to_string(),
+        Figure::Int(i64::try_from(config::max_json_bytes()).unwrap_or(i64::MAX)),
+    ));
+    out.push((
+        "module_version".to_string(),
+        Figure::Text(env!("CARGO_PKG_VERSION").to_string()),
+    ));
     out
 }
 
 /// A field of one `INFO` section, read through the module API. The context
 /// may be null (it only serves automatic memory), so INFO callbacks can use it.
-fn server_field<T>(section: &CStr, read: impl FnOnce(*mut raw::RedisModuleServerInfoData) -> T) -> Option<T> {
+fn server_field<T>(
+    section: &CStr,
+    read: impl FnOnce(*mut raw::RedisModuleServerInfoData) -> T,
+) -> Option<T> {
     // SAFETY: null context is allowed; the data is freed below.
     let data = unsafe { raw::RedisModule_GetServerInfo?(std::ptr::null_mut(), section.as_ptr()) };
     if data.is_null() {
@@ -135,7 +183,10 @@ fn server_int(section: &CStr, field: &CStr) -> i64 {
     server_field(section, |data| {
         let mut err = 0;
         // SAFETY: data is live until freed by server_field.
-        unsafe { raw::RedisModule_ServerInfoGetFieldSigned.map_or(0, |f| f(data, field.as_ptr(), &mut err)) }
+        unsafe {
+            raw::RedisModule_ServerInfoGetFieldSigned
+                .map_or(0, |f| f(data, field.as_ptr(), &mut err))
+        }
     })
     .unwrap_or(0)
 }
@@ -143,12 +194,16 @@ fn server_int(section: &CStr, field: &CStr) -> i64 {
 fn server_text(section: &CStr, field: &CStr) -> String {
     server_field(section, |data| {
         // SAFETY: the returned C string lives as long as data.
-        let ptr: *const c_char =
-            unsafe { raw::RedisModule_ServerInfoGetFieldC.map_or(std::ptr::null(), |f| f(data, field.as_ptr())) };
+        let ptr: *const c_char = unsafe {
+            raw::RedisModule_ServerInfoGetFieldC
+                .map_or(std::ptr::null(), |f| f(data, field.as_ptr()))
+        };
         if ptr.is_null() {
             String::new()
         } else {
-            unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(ptr) }
+                .to_string_lossy()
+                .into_owned()
         }
     })
     .unwrap_or_default()
@@ -158,16 +213,19 @@ fn server_text(section: &CStr, field: &CStr) -> String {
 pub fn reply(ctx: &Context) -> RedisResult {
     let raw_ctx = ctx.get_raw();
     let fields = fields();
-    let reply_map = unsafe { raw::RedisModule_ReplyWithMap }.ok_or(RedisError::Str(crate::errors::INTERNAL))?;
+    let reply_map =
+        unsafe { raw::RedisModule_ReplyWithMap }.ok_or(RedisError::Str(crate::errors::INTERNAL))?;
     // SAFETY: a map header followed by exactly 2 * len replies.
     unsafe {
         reply_map(raw_ctx, fields.len() as std::os::raw::c_long);
         for (name, figure) in &fields {
-            raw::RedisModule_ReplyWithStringBuffer.map(|f| f(raw_ctx, name.as_ptr().cast(), name.len()));
+            raw::RedisModule_ReplyWithStringBuffer
+                .map(|f| f(raw_ctx, name.as_ptr().cast(), name.len()));
             match figure {
                 Figure::Int(v) => raw::RedisModule_ReplyWithLongLong.map(|f| f(raw_ctx, *v)),
                 Figure::Ratio(v) => raw::RedisModule_ReplyWithDouble.map(|f| f(raw_ctx, *v)),
-                Figure::Text(v) => raw::RedisModule_ReplyWithStringBuffer.map(|f| f(raw_ctx, v.as_ptr().cast(), v.len())),
+                Figure::Text(v) => raw::RedisModule_ReplyWithStringBuffer
+                    .map(|f| f(raw_ctx, v.as_ptr().cast(), v.len())),
             };
         }
     }

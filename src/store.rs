@@ -98,7 +98,11 @@ pub fn get(ctx: &Context, name: &RedisString) -> Result<Option<StringValue>, Red
             let dma = api!(RedisModule_StringDMA)?;
             // SAFETY: the key is open read-only; DMA in READ mode does not modify it.
             let ptr = unsafe { dma(key.ptr.as_ptr(), &mut len, READ) };
-            Ok(Some(StringValue { _key: key, ptr: ptr.cast::<u8>(), len }))
+            Ok(Some(StringValue {
+                _key: key,
+                ptr: ptr.cast::<u8>(),
+                len,
+            }))
         }
         _ => Err(RedisError::WrongType),
     }
@@ -107,12 +111,18 @@ pub fn get(ctx: &Context, name: &RedisString) -> Result<Option<StringValue>, Red
 /// Stores `value` under `name` with a TTL, replacing whatever the key held
 /// (as `SET` does), then propagates `SET name value PXAT <abs>` and fires
 /// `set` and `expire`, as `SET ... PX` does.
-pub fn set(ctx: &Context, name: &RedisString, value: &RedisString, ttl_ms: i64) -> Result<(), RedisError> {
+pub fn set(
+    ctx: &Context,
+    name: &RedisString,
+    value: &RedisString,
+    ttl_ms: i64,
+) -> Result<(), RedisError> {
     // SAFETY: plain clock read.
     let now_ms = unsafe { api!(RedisModule_Milliseconds)?() };
     let expire_at = args::expire_at_ms(now_ms, ttl_ms).map_err(RedisError::Str)?;
     {
-        let key = OpenKey::open(ctx, name, READ | WRITE)?.ok_or(RedisError::Str(errors::INTERNAL))?;
+        let key =
+            OpenKey::open(ctx, name, READ | WRITE)?.ok_or(RedisError::Str(errors::INTERNAL))?;
         // SAFETY: the key is open for write; Redis takes its own reference to `value`.
         let stored = unsafe { api!(RedisModule_StringSet)?(key.ptr.as_ptr(), value.inner) };
         let expiring = unsafe { api!(RedisModule_SetAbsExpire)?(key.ptr.as_ptr(), expire_at) };
@@ -123,7 +133,15 @@ pub fn set(ctx: &Context, name: &RedisString, value: &RedisString, ttl_ms: i64) 
     let replicate = api!(RedisModule_Replicate)?;
     // SAFETY: "sscl" matches the arguments: two module strings, a C string, a long long.
     unsafe {
-        replicate(ctx.get_raw(), c"SET".as_ptr(), c"sscl".as_ptr(), name.inner, value.inner, c"PXAT".as_ptr(), expire_at)
+        replicate(
+            ctx.get_raw(),
+            c"SET".as_ptr(),
+            c"sscl".as_ptr(),
+            name.inner,
+            value.inner,
+            c"PXAT".as_ptr(),
+            expire_at,
+        )
     };
     notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name)?;
     notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name)
@@ -168,7 +186,15 @@ pub fn announce_deleted(ctx: &Context, deleted: &[&RedisString]) -> Result<(), R
     let argv: Vec<*mut raw::RedisModuleString> = deleted.iter().map(|name| name.inner).collect();
     let replicate = api!(RedisModule_Replicate)?;
     // SAFETY: "v" takes an array of module strings and its length.
-    unsafe { replicate(ctx.get_raw(), c"DEL".as_ptr(), c"v".as_ptr(), argv.as_ptr(), argv.len()) };
+    unsafe {
+        replicate(
+            ctx.get_raw(),
+            c"DEL".as_ptr(),
+            c"v".as_ptr(),
+            argv.as_ptr(),
+            argv.len(),
+        )
+    };
     for name in deleted {
         notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", name)?;
     }
@@ -177,7 +203,9 @@ pub fn announce_deleted(ctx: &Context, deleted: &[&RedisString]) -> Result<(), R
 
 fn notify(ctx: &Context, class: c_int, event: &CStr, name: &RedisString) -> Result<(), RedisError> {
     // SAFETY: the event name is a static C string; the key name is live.
-    unsafe { api!(RedisModule_NotifyKeyspaceEvent)?(ctx.get_raw(), class, event.as_ptr(), name.inner) };
+    unsafe {
+        api!(RedisModule_NotifyKeyspaceEvent)?(ctx.get_raw(), class, event.as_ptr(), name.inner)
+    };
     Ok(())
 }
 

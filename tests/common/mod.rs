@@ -20,10 +20,16 @@ use tempfile::TempDir;
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub fn module_path() -> PathBuf {
-    let path = std::env::var_os("WARGAMING_MODULE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/libwargaming.so")
-    });
-    assert!(path.exists(), "module not built at {} (run `make build`)", path.display());
+    let path = std::env::var_os("WARGAMING_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/libwargaming.so")
+        });
+    assert!(
+        path.exists(),
+        "module not built at {} (run `make build`)",
+        path.display()
+    );
     path
 }
 
@@ -48,13 +54,19 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { module: Some(Vec::new()), lines: Vec::new() }
+        Self {
+            module: Some(Vec::new()),
+            lines: Vec::new(),
+        }
     }
 }
 
 impl Config {
     pub fn without_module() -> Self {
-        Self { module: None, lines: Vec::new() }
+        Self {
+            module: None,
+            lines: Vec::new(),
+        }
     }
 
     pub fn module_args(mut self, args: &[&str]) -> Self {
@@ -82,16 +94,34 @@ impl Server {
     }
 
     pub fn with(config: Config) -> Server {
-        let dir = tempfile::Builder::new().prefix("wargaming-test-").tempdir().expect("temp dir");
-        let mut server = Server { port: 0, dir, config, child: None };
-        server.launch().unwrap_or_else(|log| panic!("redis-server did not start:\n{log}"));
+        let dir = tempfile::Builder::new()
+            .prefix("wargaming-test-")
+            .tempdir()
+            .expect("temp dir");
+        let mut server = Server {
+            port: 0,
+            dir,
+            config,
+            child: None,
+        };
+        server
+            .launch()
+            .unwrap_or_else(|log| panic!("redis-server did not start:\n{log}"));
         server
     }
 
     /// Starts a server that may fail to start; returns its log on failure.
     pub fn try_with(config: Config) -> Result<Server, String> {
-        let dir = tempfile::Builder::new().prefix("wargaming-test-").tempdir().expect("temp dir");
-        let mut server = Server { port: 0, dir, config, child: None };
+        let dir = tempfile::Builder::new()
+            .prefix("wargaming-test-")
+            .tempdir()
+            .expect("temp dir");
+        let mut server = Server {
+            port: 0,
+            dir,
+            config,
+            child: None,
+        };
         server.launch()?;
         Ok(server)
     }
@@ -120,7 +150,11 @@ impl Server {
             "enable-debug-command yes".to_string(),
         ];
         if let Some(args) = &self.config.module {
-            conf.push(format!("loadmodule {} {}", module_path().display(), args.join(" ")));
+            conf.push(format!(
+                "loadmodule {} {}",
+                module_path().display(),
+                args.join(" ")
+            ));
         }
         conf.extend(self.config.lines.iter().cloned());
         fs::write(self.conf_path(), conf.join("\n") + "\n").expect("write redis.conf");
@@ -177,19 +211,26 @@ impl Server {
     /// A RESP3 connection.
     pub fn connection_resp3(&self) -> redis::Connection {
         let url = format!("{}?protocol=resp3", self.url());
-        redis::Client::open(url).and_then(|c| c.get_connection()).expect("connect resp3")
+        redis::Client::open(url)
+            .and_then(|c| c.get_connection())
+            .expect("connect resp3")
     }
 
     /// Is the process still running?
     pub fn alive(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Stops the process (SIGKILL when `hard`, else SHUTDOWN NOSAVE via SIGTERM).
     pub fn stop(&mut self, hard: bool) {
         if let Some(mut child) = self.child.take() {
             let signal = if hard { "-KILL" } else { "-TERM" };
-            let _ = Command::new("kill").arg(signal).arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
             let _ = child.wait();
         }
     }
@@ -198,20 +239,30 @@ impl Server {
     pub fn restart(&mut self, config: Config) {
         self.stop(false);
         self.config = config;
-        self.launch().unwrap_or_else(|log| panic!("redis-server did not restart:\n{log}"));
+        self.launch()
+            .unwrap_or_else(|log| panic!("redis-server did not restart:\n{log}"));
     }
 
     /// Restarts after a `kill -9`.
     pub fn crash_and_restart(&mut self) {
         self.stop(true);
-        self.launch().unwrap_or_else(|log| panic!("redis-server did not restart:\n{log}"));
+        self.launch()
+            .unwrap_or_else(|log| panic!("redis-server did not restart:\n{log}"));
     }
 
     /// Panics if the log shows a crash report.
     pub fn assert_no_crash(&self) {
         let log = self.log();
-        for sign in ["REDIS BUG REPORT", "crashed by signal", "panicked at", "ASSERTION FAILED"] {
-            assert!(!log.contains(sign), "server log shows a crash ({sign}):\n{log}");
+        for sign in [
+            "REDIS BUG REPORT",
+            "crashed by signal",
+            "panicked at",
+            "ASSERTION FAILED",
+        ] {
+            assert!(
+                !log.contains(sign),
+                "server log shows a crash ({sign}):\n{log}"
+            );
         }
     }
 }
@@ -241,7 +292,11 @@ pub fn cmd(name: &str, args: &[&[u8]]) -> redis::Cmd {
 }
 
 /// Runs a command and returns the raw reply (errors as `Err`).
-pub fn run(con: &mut redis::Connection, name: &str, args: &[&str]) -> redis::RedisResult<redis::Value> {
+pub fn run(
+    con: &mut redis::Connection,
+    name: &str,
+    args: &[&str],
+) -> redis::RedisResult<redis::Value> {
     let mut c = redis::cmd(name);
     for a in args {
         c.arg(*a);
