@@ -5,7 +5,8 @@
 //! Python's canonical text: separators `", "` and `": "`, keys sorted by code
 //! point, ASCII-only strings, integers exact at any size, floats as
 //! `repr(float)`. serde_json is built with `arbitrary_precision`, so numbers
-//! arrive as their source text and integers never pass through a double.
+//! arrive as their source text (or as a 64-bit integer when they are one)
+//! and integers never pass through a double.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -403,5 +404,433 @@ mod tests {
             Ok("f9d86028c6e0d64e")
         );
         assert_eq!(pattern_hash(b"{}", MAX).as_deref(), Ok("44136fa355b3678a"));
+    }
+
+    /// serde_json's number marker key is an ordinary key here, as in Python.
+    /// (`serde_json::Value` read `{"a": {"<marker>": "1"}}` as `{"a": 1}`,
+    /// so two different patterns shared a hash.)
+    #[test]
+    fn number_marker_key_is_an_ordinary_key() {
+        let cases = [
+            (
+                r#"{"a":{"$serde_json::private::Number":"1"}}"#,
+                r#"{"a": {"$serde_json::private::Number": "1"}}"#,
+            ),
+            (
+                r#"{"$serde_json::private::Number":"1"}"#,
+                r#"{"$serde_json::private::Number": "1"}"#,
+            ),
+            (
+                r#"{"$serde_json::private::Number":"x"}"#,
+                r#"{"$serde_json::private::Number": "x"}"#,
+            ),
+            (
+                r#"{"\u0024serde_json::private::Number":"1.50"}"#,
+                r#"{"$serde_json::private::Number": "1.50"}"#,
+            ),
+            (
+                r#"{"$serde_json::private::Number":5}"#,
+                r#"{"$serde_json::private::Number": 5}"#,
+            ),
+            (
+                r#"{"$serde_json::private::Number":1.5E3}"#,
+                r#"{"$serde_json::private::Number": 1500.0}"#,
+            ),
+            (
+                r#"{"$serde_json::private::Number":-0,"b":[-0.0]}"#,
+                r#"{"$serde_json::private::Number": 0, "b": [-0.0]}"#,
+            ),
+            (
+                r#"{"b":2,"$serde_json::private::Number":"1"}"#,
+                r#"{"$serde_json::private::Number": "1", "b": 2}"#,
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(canon(text), expected, "{text}");
+        }
+        // From Python (see `known_hashes_from_python`).
+        let nested = br#"{"a":{"$serde_json::private::Number":"1"}}"#;
+        assert_eq!(pattern_hash(nested, MAX).as_deref(), Ok("666f9061752fb920"));
+        let top = br#"{"$serde_json::private::Number":"1"}"#;
+        assert_eq!(pattern_hash(top, MAX).as_deref(), Ok("ea263084701fe754"));
+    }
+
+    /// Numbers of every size and spelling still arrive as numbers.
+    #[test]
+    fn numbers_of_every_path_are_numbers() {
+        let cases = [
+            ("0", "0"),
+            ("-0", "0"),
+            ("18446744073709551615", "18446744073709551615"),
+            ("18446744073709551616", "18446744073709551616"),
+            ("-9223372036854775808", "-9223372036854775808"),
+            ("-9223372036854775809", "-9223372036854775809"),
+            ("1e99999999999999999999", "Infinity"),
+            ("-1e99999999999999999999", "-Infinity"),
+            ("1e-99999999999999999999", "0.0"),
+            ("0e99999999999999999999", "0.0"),
+            ("-0E-0", "-0.0"),
+            ("4.9406564584124654e-324", "5e-324"),
+            ("2.4703282292062328e-324", "5e-324"),
+            ("2.4703282292062327e-324", "0.0"),
+        ];
+        for (number, expected) in cases {
+            let text = format!(r#"{{"n":{number},"l":[{number}]}}"#);
+            let want = format!(r#"{{"l": [{expected}], "n": {expected}}}"#);
+            assert_eq!(canon(&text), want, "{number}");
+        }
+    }
+
+    // ---- Property tests: spellings of one value share its hash. ----
+
+    /// SplitMix64: small, deterministic, good enough to pick test cases.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        /// Uniform in `0..n` (n > 0; the bias is irrelevant here).
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn chance(&mut self, percent: usize) -> bool {
+            self.below(100) < percent
+        }
+
+        fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+            items[self.below(items.len())]
+        }
+
+        fn shuffle<T>(&mut self, items: &mut [T]) {
+            for i in (1..items.len()).rev() {
+                items.swap(i, self.below(i + 1));
+            }
+        }
+    }
+
+    /// A JSON value as the generator builds it; numbers keep their text.
+    #[derive(Clone, Debug)]
+    enum Gen {
+        Literal(&'static str),
+        Number(String),
+        Str(String),
+        Array(Vec<Gen>),
+        /// Keys are distinct, so any order means the same object.
+        Object(Vec<(String, Gen)>),
+    }
+
+    /// Characters worth escaping in every way: controls, quotes, DEL,
+    /// Latin-1, the ends of the BMP around the surrogates, astral planes.
+    fn gen_char(rng: &mut Rng) -> char {
+        const EDGES: [u32; 16] = [
+            0x00, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f, 0x22, 0x2f, 0x5c, 0x7f, 0xd7ff, 0xe000,
+            0xfffe, 0xffff, 0x10ffff,
+        ];
+        let code = match rng.below(8) {
+            0 | 1 => 0x20 + rng.below(0x5f) as u32,
+            2 => rng.pick(&EDGES),
+            3 => rng.below(0x20) as u32,
+            4 => 0x80 + rng.below(0x780) as u32,
+            5 => 0x800 + rng.below(0xd800 - 0x800) as u32,
+            6 => 0xe000 + rng.below(0x2000) as u32,
+            _ => 0x10000 + rng.below(0x10_0000) as u32,
+        };
+        char::from_u32(code).expect("not a surrogate")
+    }
+
+    fn gen_string(rng: &mut Rng) -> String {
+        let len = rng.below(8);
+        (0..len).map(|_| gen_char(rng)).collect()
+    }
+
+    fn gen_number(rng: &mut Rng) -> String {
+        match rng.below(6) {
+            0 => (rng.next() as i64).to_string(),
+            1 => format!("-{}{:020}", 1 + rng.below(9), rng.next()),
+            2 => "-0".to_string(),
+            3 => format!("{:e}", f64::from_bits(rng.next() >> 2)),
+            4 => format!("{:?}", (rng.next() % 1_000_000) as f64 / 1000.0),
+            _ => rng
+                .pick(&["1e400", "-1e400", "5e-324", "1E16", "1.0e-5", "-0.0"])
+                .to_string(),
+        }
+    }
+
+    fn gen_value(rng: &mut Rng, depth: usize) -> Gen {
+        let kinds = if depth == 0 { 4 } else { 6 };
+        match rng.below(kinds) {
+            0 => Gen::Literal(rng.pick(&["true", "false", "null"])),
+            1 => Gen::Number(gen_number(rng)),
+            2 | 3 => Gen::Str(gen_string(rng)),
+            4 => Gen::Array(
+                (0..rng.below(4))
+                    .map(|_| gen_value(rng, depth - 1))
+                    .collect(),
+            ),
+            _ => gen_object(rng, depth - 1),
+        }
+    }
+
+    fn gen_object(rng: &mut Rng, depth: usize) -> Gen {
+        let mut entries: Vec<(String, Gen)> = Vec::new();
+        for _ in 0..rng.below(6) {
+            let key = gen_string(rng);
+            if entries.iter().all(|(k, _)| *k != key) {
+                entries.push((key, gen_value(rng, depth)));
+            }
+        }
+        Gen::Object(entries)
+    }
+
+    /// How to spell a value: each knob off gives the plain spelling.
+    #[derive(Clone, Copy)]
+    struct Style {
+        shuffle_keys: bool,
+        whitespace: bool,
+        escapes: bool,
+    }
+
+    const PLAIN: Style = Style {
+        shuffle_keys: false,
+        whitespace: false,
+        escapes: false,
+    };
+
+    fn ws(rng: &mut Rng, style: Style, out: &mut String) {
+        if style.whitespace {
+            for _ in 0..rng.below(4) {
+                out.push(rng.pick(&[' ', '\t', '\r', '\n']));
+            }
+        }
+    }
+
+    fn hex4(rng: &mut Rng, unit: u16, out: &mut String) {
+        let _ = if rng.chance(50) {
+            write!(out, "\\u{unit:04x}")
+        } else if rng.chance(50) {
+            write!(out, "\\u{unit:04X}")
+        } else {
+            // Mixed case, digit by digit.
+            out.push_str("\\u");
+            for shift in [12, 8, 4, 0] {
+                let digit = format!("{:x}", (unit >> shift) & 0xf);
+                if rng.chance(50) {
+                    out.push_str(&digit.to_uppercase());
+                } else {
+                    out.push_str(&digit);
+                }
+            }
+            Ok(())
+        };
+    }
+
+    fn spell_string(rng: &mut Rng, style: Style, text: &str, out: &mut String) {
+        out.push('"');
+        for ch in text.chars() {
+            let short = match ch {
+                '"' => Some("\\\""),
+                '\\' => Some("\\\\"),
+                '\n' => Some("\\n"),
+                '\r' => Some("\\r"),
+                '\t' => Some("\\t"),
+                '\u{08}' => Some("\\b"),
+                '\u{0c}' => Some("\\f"),
+                '/' if style.escapes && rng.chance(50) => Some("\\/"),
+                _ => None,
+            };
+            let must_escape = ch < ' ' || ch == '"' || ch == '\\';
+            if !style.escapes {
+                match short {
+                    Some(escape) => out.push_str(escape),
+                    None if must_escape => {
+                        let _ = write!(out, "\\u{:04x}", ch as u32);
+                    }
+                    None => out.push(ch),
+                }
+            } else if short.is_some() && rng.chance(50) {
+                out.push_str(short.unwrap_or_default());
+            } else if must_escape || short.is_some() || rng.chance(50) {
+                let mut units = [0u16; 2];
+                for unit in ch.encode_utf16(&mut units).iter() {
+                    hex4(rng, *unit, out);
+                }
+            } else {
+                out.push(ch);
+            }
+        }
+        out.push('"');
+    }
+
+    fn spell(rng: &mut Rng, style: Style, value: &Gen, out: &mut String) {
+        match value {
+            Gen::Literal(text) => out.push_str(text),
+            Gen::Number(text) => out.push_str(text),
+            Gen::Str(text) => spell_string(rng, style, text, out),
+            Gen::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    ws(rng, style, out);
+                    if i > 0 {
+                        out.push(',');
+                        ws(rng, style, out);
+                    }
+                    spell(rng, style, item, out);
+                }
+                ws(rng, style, out);
+                out.push(']');
+            }
+            Gen::Object(entries) => {
+                let mut order: Vec<&(String, Gen)> = entries.iter().collect();
+                if style.shuffle_keys {
+                    rng.shuffle(&mut order);
+                }
+                out.push('{');
+                for (i, (key, item)) in order.into_iter().enumerate() {
+                    ws(rng, style, out);
+                    if i > 0 {
+                        out.push(',');
+                        ws(rng, style, out);
+                    }
+                    spell_string(rng, style, key, out);
+                    ws(rng, style, out);
+                    out.push(':');
+                    ws(rng, style, out);
+                    spell(rng, style, item, out);
+                }
+                ws(rng, style, out);
+                out.push('}');
+            }
+        }
+    }
+
+    fn spelled(rng: &mut Rng, style: Style, value: &Gen) -> String {
+        let mut out = String::new();
+        ws(rng, style, &mut out);
+        spell(rng, style, value, &mut out);
+        ws(rng, style, &mut out);
+        out
+    }
+
+    /// Every spelling `style` allows hashes like the plain one, and
+    /// canonicalising the canonical text again changes nothing.
+    fn check_spellings(seed: u64, style: Style, cases: usize) {
+        let mut rng = Rng(seed);
+        for case in 0..cases {
+            let value = gen_object(&mut rng, 4);
+            let plain = spelled(&mut rng, PLAIN, &value);
+            let expected = canonical_text(plain.as_bytes(), MAX)
+                .unwrap_or_else(|e| panic!("case {case}: {e}\n{plain:?}"));
+            // Python writes overflowed doubles as `Infinity`, which is not JSON.
+            match canonical_text(expected.as_bytes(), MAX) {
+                Ok(again) => assert_eq!(again, expected, "not idempotent: {plain}"),
+                Err(_) => assert!(expected.contains("Infinity"), "{expected}"),
+            }
+            for _ in 0..3 {
+                let other = spelled(&mut rng, style, &value);
+                let got = canonical_text(other.as_bytes(), MAX)
+                    .unwrap_or_else(|e| panic!("case {case}: {e}\n{other:?}"));
+                assert_eq!(
+                    got, expected,
+                    "case {case} (seed {seed}):\n{other:?}\n{plain:?}"
+                );
+                assert_eq!(
+                    pattern_hash(other.as_bytes(), MAX).as_deref(),
+                    Ok(&*hash_canonical(&expected))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn key_order_never_changes_the_hash() {
+        let style = Style {
+            shuffle_keys: true,
+            ..PLAIN
+        };
+        check_spellings(0x6b65_7973, style, 3000);
+    }
+
+    #[test]
+    fn whitespace_never_changes_the_hash() {
+        let style = Style {
+            whitespace: true,
+            ..PLAIN
+        };
+        check_spellings(0x7773_7061_6365, style, 3000);
+    }
+
+    #[test]
+    fn escape_spellings_never_change_the_hash() {
+        let style = Style {
+            escapes: true,
+            ..PLAIN
+        };
+        check_spellings(0x6573_6361_7065, style, 3000);
+    }
+
+    #[test]
+    fn all_spellings_together_never_change_the_hash() {
+        let style = Style {
+            shuffle_keys: true,
+            whitespace: true,
+            escapes: true,
+        };
+        check_spellings(0x616c_6c21, style, 2000);
+    }
+
+    /// Spellings of one double (exponent case and sign, padding zeros,
+    /// shifted point) give one text, and one distinct from the integer.
+    #[test]
+    fn float_spellings_never_change_the_hash() {
+        let mut rng = Rng(0x0066_6c6f_6174);
+        for _ in 0..3000 {
+            let value = match rng.below(3) {
+                0 => f64::from_bits(rng.next() & !(0x7ff << 52) | ((rng.next() % 0x7ff) << 52)),
+                1 => f64::from_bits(rng.next() % 0x0010_0000_0000_0000), // subnormal
+                _ => (rng.next() % 100_000) as f64 * 10f64.powi(rng.below(40) as i32 - 20),
+            };
+            let sci = format!("{value:e}");
+            let (mantissa, exponent) = sci.split_once('e').expect("{:e} has an e");
+            let exponent: i32 = exponent.parse().expect("exponent");
+            let (sign, mantissa) = match mantissa.strip_prefix('-') {
+                Some(rest) => ("-", rest),
+                None => ("", mantissa),
+            };
+            let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+            let shifted = exponent - (digits.len() as i32 - 1);
+            let spellings = [
+                sci.clone(),
+                format!("{value:E}"),
+                format!("{value:?}"),
+                format!(
+                    "{sign}{mantissa}{}e+{exponent}",
+                    if mantissa.contains('.') {
+                        "000"
+                    } else {
+                        ".000"
+                    }
+                )
+                .replace("e+-", "e-"),
+                format!("{sign}{digits}E{shifted}"),
+                format!("{sign}{digits}.0e{shifted}"),
+                format!("{sign}0.{digits}e{}", exponent + 1),
+            ];
+            let expected = canon(&format!("{{\"f\":{}}}", spellings[0]));
+            assert!(
+                expected.contains('.') || expected.contains('e') || expected.contains("Inf"),
+                "{expected}"
+            );
+            for spelling in &spellings {
+                let got = canon(&format!("{{\"f\":{spelling}}}"));
+                assert_eq!(got, expected, "{spelling} vs {}", spellings[0]);
+            }
+        }
     }
 }
