@@ -97,6 +97,12 @@ pub fn kind_of(key: &[u8]) -> Option<Kind> {
         .find(|kind| key.starts_with(kind.prefix()))
 }
 
+/// The id inside a key name the module would have written.
+pub fn id_of(key: &[u8]) -> Option<&[u8]> {
+    let kind = kind_of(key)?;
+    key.get(kind.prefix().len()..key.len() - 1)
+}
+
 /// CRC16 (XMODEM) as Redis Cluster uses it for key slots.
 fn crc16(bytes: &[u8]) -> u16 {
     let mut crc: u16 = 0;
@@ -163,6 +169,9 @@ mod tests {
         assert_eq!(kind_of(b"wargaming:other:{x}"), None);
         assert_eq!(kind_of(b"wargaming:ml_pred:{x"), None);
         assert_eq!(kind_of(b"ml_pred:{x}"), None);
+        assert_eq!(id_of(b"wargaming:confusion:{v1}"), Some(&b"v1"[..]));
+        assert_eq!(id_of(b"wargaming:confusion:{}"), Some(&b""[..]));
+        assert_eq!(id_of(b"wargaming:other:{v1}"), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::ptr::NonNull;
 
 use redis_module::{raw, Context, RedisError, RedisString};
 
-use crate::{args, errors};
+use crate::{args, errors, keys};
 
 /// A raw API function, or an internal error if the server lacks it.
 macro_rules! api {
@@ -130,6 +130,7 @@ pub fn set(
             return Err(RedisError::Str(errors::INTERNAL));
         }
     } // Closing the written key signals it modified: WATCH aborts, tracking invalidates.
+    signal_declared_key(ctx, name)?;
     let replicate = api!(RedisModule_Replicate)?;
     // SAFETY: "sscl" matches the arguments: two module strings, a C string, a long long.
     unsafe {
@@ -196,8 +197,23 @@ pub fn announce_deleted(ctx: &Context, deleted: &[&RedisString]) -> Result<(), R
         )
     };
     for name in deleted {
+        signal_declared_key(ctx, name)?;
         notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", name)?;
     }
+    Ok(())
+}
+
+/// Client-side caching (default mode) remembers the keys a command
+/// *declares*, and our commands declare the id, not `wargaming:<kind>:{id}`.
+/// So a change to the key is signalled for the id too, or a client that
+/// cached a GETPRED reply would never hear that it changed.
+fn signal_declared_key(ctx: &Context, name: &RedisString) -> Result<(), RedisError> {
+    let Some(id) = keys::id_of(name.as_slice()) else {
+        return Ok(());
+    };
+    let id = string(ctx, id);
+    // SAFETY: both strings are live for the call.
+    unsafe { api!(RedisModule_SignalModifiedKey)?(ctx.get_raw(), id.inner) };
     Ok(())
 }
 
