@@ -89,16 +89,53 @@ fn with_sweep<R>(db: i32, kind: Kind, f: impl FnOnce(&mut Sweep) -> R) -> Option
     })
 }
 
+impl Sweep {
+    /// The job that condemned `name`, or `None` if it survives the sweep.
+    fn owner_of(&self, name: &[u8]) -> Option<JobId> {
+        match self.written.get(name) {
+            Some(owner) => *owner,
+            None => self.jobs.first().map(|job| job.id),
+        }
+    }
+
+    fn credit(&mut self, owner: JobId) {
+        if let Some(job) = self.jobs.iter_mut().find(|job| job.id == owner) {
+            job.deleted += 1;
+        }
+    }
+}
+
 /// Is this existing entry condemned by a running INVALIDATE ALL?
 pub fn is_hidden(ctx: &Context, kind: Kind, name: &[u8]) -> bool {
     if !ACTIVE.load(Ordering::Relaxed) {
         return false;
     }
     let db = store::selected_db(ctx);
+    with_sweep(db, kind, |sweep| sweep.owner_of(name).is_some()).unwrap_or(false)
+}
+
+/// Called by the store before it overwrites `name`. A condemned entry that is
+/// still live was deleted, as far as anyone can tell, the moment INVALIDATE
+/// ALL was accepted: its job counts it, and the new value survives.
+pub fn before_overwrite(ctx: &Context, name: &RedisString) {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some(kind) = keys::kind_of(name.as_slice()) else {
+        return;
+    };
+    let db = store::selected_db(ctx);
+    let Some(owner) = with_sweep(db, kind, |sweep| sweep.owner_of(name.as_slice())).flatten()
+    else {
+        return;
+    };
+    if !matches!(store::exists(ctx, name), Ok(true)) {
+        return;
+    }
     with_sweep(db, kind, |sweep| {
-        !matches!(sweep.written.get(name), Some(None))
-    })
-    .unwrap_or(false)
+        sweep.written.insert(name.to_vec(), None);
+        sweep.credit(owner);
+    });
 }
 
 /// Keyspace event hook: an entry written while a sweep runs survives it.
@@ -295,20 +332,13 @@ extern "C" fn collect(
 fn delete_batch(ctx: &Context, db: i32, kind: Kind, batch: &[RedisString]) {
     let mut deleted: Vec<&RedisString> = Vec::new();
     for name in batch {
-        let owner = with_sweep(db, kind, |sweep| match sweep.written.get(name.as_slice()) {
-            Some(None) => None,
-            Some(Some(job)) => Some(*job),
-            None => sweep.jobs.first().map(|j| j.id),
-        })
-        .flatten();
+        let owner = with_sweep(db, kind, |sweep| sweep.owner_of(name.as_slice())).flatten();
         let Some(owner) = owner else { continue };
         if matches!(store::delete_quietly(ctx, name), Ok(true)) {
             deleted.push(name);
             with_sweep(db, kind, |sweep| {
                 sweep.written.remove(name.as_slice());
-                if let Some(job) = sweep.jobs.iter_mut().find(|j| j.id == owner) {
-                    job.deleted += 1;
-                }
+                sweep.credit(owner);
             });
         }
     }

@@ -14,7 +14,7 @@ use std::ptr::NonNull;
 
 use redis_module::{raw, Context, RedisError, RedisString};
 
-use crate::{args, errors, keys};
+use crate::{args, errors, invalidate, keys};
 
 /// A raw API function, or an internal error if the server lacks it.
 macro_rules! api {
@@ -108,6 +108,14 @@ pub fn get(ctx: &Context, name: &RedisString) -> Result<Option<StringValue>, Red
     }
 }
 
+/// Does `name` hold a live key? Opens it read-only.
+pub fn exists(ctx: &Context, name: &RedisString) -> Result<bool, RedisError> {
+    Ok(match OpenKey::open(ctx, name, READ)? {
+        Some(key) => key.key_type()? != KEYTYPE_EMPTY,
+        None => false,
+    })
+}
+
 /// Stores `value` under `name` with a TTL, replacing whatever the key held
 /// (as `SET` does), then propagates `SET name value PXAT <abs>` and fires
 /// `set` and `expire`, as `SET ... PX` does.
@@ -120,6 +128,7 @@ pub fn set(
     // SAFETY: plain clock read.
     let now_ms = unsafe { api!(RedisModule_Milliseconds)?() };
     let expire_at = args::expire_at_ms(now_ms, ttl_ms).map_err(RedisError::Str)?;
+    invalidate::before_overwrite(ctx, name);
     {
         let key =
             OpenKey::open(ctx, name, READ | WRITE)?.ok_or(RedisError::Str(errors::INTERNAL))?;
@@ -166,7 +175,7 @@ pub fn delete(ctx: &Context, names: &[RedisString]) -> Result<usize, RedisError>
 /// writable, so it signals nothing (native `DEL` of a missing key does not).
 pub fn delete_quietly(ctx: &Context, name: &RedisString) -> Result<bool, RedisError> {
     // The read-only open also reclaims a key whose TTL passed: it is not live.
-    if OpenKey::open(ctx, name, READ)?.is_none() {
+    if !exists(ctx, name)? {
         return Ok(false);
     }
     let Some(key) = OpenKey::open(ctx, name, READ | WRITE)? else {

@@ -1,0 +1,279 @@
+//! INVALIDATE ALL at scale: exact semantics while other clients read, write
+//! and ping, overlapping calls, a caller that disconnects, and a replica
+//! without the module converging through standard DELs.
+
+mod common;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const OLD: usize = 200_000;
+const OTHER: usize = 200_000;
+
+fn seed_predictions(con: &mut redis::Connection, prefix: &str, count: usize) {
+    for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.cmd("WARGAMING.SETPRED")
+                .arg(format!("{prefix}{i}"))
+                .arg(format!(r#"{{"old":{i}}}"#))
+                .ignore();
+        }
+        pipe.exec(con).unwrap();
+    }
+}
+
+/// Other keys, set with a replicated command (DEBUG POPULATE is not).
+fn seed_others(con: &mut redis::Connection, count: usize) {
+    for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
+        let mut mset = redis::cmd("MSET");
+        for i in chunk {
+            mset.arg(format!("other:{i}")).arg("x");
+        }
+        mset.exec(con).unwrap();
+    }
+}
+
+fn blocked_clients(con: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("clients").query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Sends INVALIDATE ALL on its own connection; returns once the server has
+/// accepted it (the caller shows as blocked), with a handle to the reply.
+fn start_invalidate_all(
+    server: &Server,
+    observer: &mut redis::Connection,
+    blocked_before: i64,
+) -> thread::JoinHandle<i64> {
+    let mut con = server.connection();
+    let handle = thread::spawn(move || {
+        redis::cmd("WARGAMING.INVALIDATE")
+            .arg("ALL")
+            .query::<i64>(&mut con)
+            .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while blocked_clients(observer) <= blocked_before {
+        assert!(
+            !handle.is_finished(),
+            "INVALIDATE ALL replied before it was seen blocked"
+        );
+        assert!(Instant::now() < deadline, "INVALIDATE ALL never blocked");
+    }
+    handle
+}
+
+fn pred_keys(con: &mut redis::Connection) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("wargaming:ml_pred:*")
+        .query(con)
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn exact_semantics_under_concurrent_writers_readers_and_pings() {
+    let master = Server::start();
+    let replica = Server::with(
+        Config::without_module().line(&format!("replicaof 127.0.0.1 {}", master.port)),
+    );
+    let mut con = master.connection();
+    seed_predictions(&mut con, "old_", OLD);
+    seed_others(&mut con, OTHER);
+    let mut r = replica.connection();
+    wait_for("replica in sync", Duration::from_secs(60), || {
+        let n: i64 = redis::cmd("DBSIZE").query(&mut r).unwrap();
+        n == (OLD + OTHER) as i64
+    });
+
+    let done = Arc::new(AtomicBool::new(false));
+    let invalidation = start_invalidate_all(&master, &mut con, 0);
+
+    // From here on, every old prediction is gone for GETPRED, and every
+    // prediction written now survives.
+    let writer = {
+        let (mut c, done) = (master.connection(), done.clone());
+        thread::spawn(move || {
+            let mut written = Vec::new();
+            let mut i = 0usize;
+            while !done.load(Ordering::Relaxed) || i < 200 {
+                // New ids, and overwrites of old ones.
+                let id = if i % 3 == 0 {
+                    format!("old_{}", i * 7 % OLD)
+                } else {
+                    format!("new_{i}")
+                };
+                let value = format!(r#"{{"new":{i}}}"#);
+                redis::cmd("WARGAMING.SETPRED")
+                    .arg(&id)
+                    .arg(&value)
+                    .exec(&mut c)
+                    .unwrap();
+                let got: Option<String> = redis::cmd("WARGAMING.GETPRED")
+                    .arg(&id)
+                    .query(&mut c)
+                    .unwrap();
+                assert_eq!(
+                    got.as_deref(),
+                    Some(value.as_str()),
+                    "a write after acceptance is visible at once"
+                );
+                written.push((id, value));
+                i += 1;
+            }
+            written
+        })
+    };
+    let reader = {
+        let (mut c, done) = (master.connection(), done.clone());
+        thread::spawn(move || {
+            let mut reads = 0u64;
+            let mut i = 0usize;
+            while !done.load(Ordering::Relaxed) {
+                // Ids the writer never touches (it overwrites multiples of 7 mod OLD only up to i*7).
+                let id = format!("old_{}", (i * 7919 + 1) % OLD);
+                let got: Option<String> = redis::cmd("WARGAMING.GETPRED")
+                    .arg(&id)
+                    .query(&mut c)
+                    .unwrap();
+                if let Some(v) = got {
+                    assert!(
+                        v.starts_with(r#"{"new""#),
+                        "old prediction {id} returned after acceptance: {v}"
+                    );
+                }
+                reads += 1;
+                i += 1;
+            }
+            reads
+        })
+    };
+    let pings = Arc::new(AtomicU64::new(0));
+    let pinger = {
+        let (mut c, done, pings) = (master.connection(), done.clone(), pings.clone());
+        thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+                assert_eq!(pong, "PONG");
+                pings.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    let count = invalidation.join().unwrap();
+    let pings_during = pings.load(Ordering::Relaxed);
+    done.store(true, Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    let reads = reader.join().unwrap();
+    pinger.join().unwrap();
+
+    assert_eq!(
+        count, OLD as i64,
+        "every prediction live at acceptance is counted once"
+    );
+    assert!(
+        pings_during > 0,
+        "other clients were served while the sweep ran"
+    );
+    assert!(reads > 0);
+
+    // Survivors: exactly the predictions written after acceptance, last value wins.
+    let mut expected: std::collections::BTreeMap<String, String> = Default::default();
+    for (id, value) in &written {
+        expected.insert(pred_key(id), value.clone());
+    }
+    let keys = pred_keys(&mut con);
+    assert_eq!(keys, expected.keys().cloned().collect::<Vec<_>>());
+    for (key, value) in &expected {
+        let got: String = redis::cmd("GET").arg(key).query(&mut con).unwrap();
+        assert_eq!(&got, value, "{key}");
+    }
+    let others: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(others as usize, OTHER + expected.len());
+
+    // The replica, without the module, converges through plain DELs.
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(10_000)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(acked, 1);
+    assert_eq!(pred_keys(&mut r), keys);
+    master.assert_no_crash();
+    replica.assert_no_crash();
+}
+
+#[test]
+fn overlapping_calls_act_one_after_the_other() {
+    let server = Server::start();
+    let mut con = server.connection();
+    seed_predictions(&mut con, "a_", 100_000);
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(300_000)
+        .arg("other")
+        .exec(&mut con)
+        .unwrap();
+
+    let first = start_invalidate_all(&server, &mut con, 0);
+    // Written after the first, before the second: the second's to delete.
+    seed_predictions(&mut con, "b_", 300);
+    let second = start_invalidate_all(&server, &mut con, 1);
+    // Written after both: survives both.
+    seed_predictions(&mut con, "c_", 200);
+
+    let (first, second) = (first.join().unwrap(), second.join().unwrap());
+    assert!(!second.to_string().is_empty());
+    assert_eq!((first, second), (100_000, 300));
+    let keys = pred_keys(&mut con);
+    assert_eq!(keys.len(), 200);
+    assert!(
+        keys.iter().all(|k| k.starts_with("wargaming:ml_pred:{c_")),
+        "{:?}",
+        &keys[..3]
+    );
+}
+
+#[test]
+fn a_caller_that_disconnects_does_not_stop_the_sweep() {
+    let server = Server::start();
+    let mut con = server.connection();
+    seed_predictions(&mut con, "d_", 100_000);
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(300_000)
+        .arg("other")
+        .exec(&mut con)
+        .unwrap();
+    {
+        // Send INVALIDATE ALL and hang up without reading the reply.
+        use std::io::Write;
+        let mut raw = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        raw.write_all(b"*2\r\n$20\r\nWARGAMING.INVALIDATE\r\n$3\r\nALL\r\n")
+            .unwrap();
+        wait_for("INVALIDATE ALL accepted", Duration::from_secs(30), || {
+            blocked_clients(&mut con) == 1
+        });
+    }
+    wait_for("the sweep to finish", Duration::from_secs(60), || {
+        pred_keys(&mut con).is_empty()
+    });
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 300_000);
+    let count: i64 = redis::cmd("WARGAMING.INVALIDATE")
+        .arg("ALL")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(count, 0);
+    server.assert_no_crash();
+}
