@@ -108,7 +108,7 @@ fn exact_semantics_under_concurrent_writers_readers_and_pings() {
             let mut i = 0usize;
             while !done.load(Ordering::Relaxed) || i < 200 {
                 // New ids, and overwrites of old ones.
-                let id = if i % 3 == 0 {
+                let id = if i.is_multiple_of(3) {
                     format!("old_{}", i * 7 % OLD)
                 } else {
                     format!("new_{i}")
