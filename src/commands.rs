@@ -7,7 +7,7 @@ use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, Redis
 
 use crate::keys::{self, Kind};
 use crate::store::{self, api};
-use crate::{args, canonical, config, errors, invalidate, json, stats};
+use crate::{args, canonical, config, errors, guard, invalidate, json, stats};
 
 fn err(message: Cow<'static, str>) -> RedisError {
     match message {
@@ -159,12 +159,12 @@ pub fn stats_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// Checks `loadmodule` arguments; a typo or bad value refuses to load.
-pub fn check_load_args(ctx: &Context, args: &[RedisString]) -> redis_module::Status {
+pub fn check_load_args(args: &[RedisString]) -> redis_module::Status {
     let words: Vec<&[u8]> = args.iter().map(RedisString::as_slice).collect();
     match config::check_load_args(&words) {
         Ok(()) => redis_module::Status::Ok,
         Err(message) => {
-            ctx.log_warning(&format!("wargaming: {message}"));
+            guard::log_warning(&message);
             redis_module::Status::Err
         }
     }

@@ -143,7 +143,7 @@ pub fn on_keyspace_event(ctx: &Context, class: NotifyEvent, event: &str, key: &[
     if !ACTIVE.load(Ordering::Relaxed) {
         return;
     }
-    guard::callback(ctx, "keyspace event", || {
+    guard::callback("keyspace event", || {
         let writes_value = class.contains(NotifyEvent::STRING)
             || matches!(event, "rename_to" | "copy_to" | "move_to" | "restore");
         let Some(kind) = keys::kind_of(key).filter(|_| writes_value) else {
@@ -230,7 +230,7 @@ fn arm_timer(ctx: &Context, kind: Kind) -> Result<(), RedisError> {
 
 extern "C" fn on_timer(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
     let ctx = Context::new(ctx);
-    guard::callback(&ctx, "invalidate timer", || {
+    guard::callback("invalidate timer", || {
         let Some(kind) = Kind::ALL.into_iter().find(|k| k.index() == data as usize) else {
             return;
         };
@@ -238,9 +238,7 @@ extern "C" fn on_timer(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
         run(&ctx, db, kind, Some(Instant::now() + SLICE_BUDGET));
         if with_sweep(db, kind, |_| ()).is_some() {
             if let Err(e) = arm_timer(&ctx, kind) {
-                ctx.log_warning(&format!(
-                    "wargaming: cannot re-arm the invalidation timer: {e}"
-                ));
+                guard::log_warning(&format!("cannot re-arm the invalidation timer: {e}"));
             }
         }
     });
@@ -343,7 +341,7 @@ fn delete_batch(ctx: &Context, db: i32, kind: Kind, batch: &[RedisString]) {
         }
     }
     if let Err(e) = store::announce_deleted(ctx, &deleted) {
-        ctx.log_warning(&format!("wargaming: cannot announce deletions: {e}"));
+        guard::log_warning(&format!("cannot announce deletions: {e}"));
     }
 }
 
@@ -403,7 +401,7 @@ extern "C" fn reply_count(
 ) -> c_int {
     let context = Context::new(ctx);
     let mut status = raw::REDISMODULE_OK as c_int;
-    guard::callback(&context, "invalidate reply", || {
+    guard::callback("invalidate reply", || {
         // SAFETY: the private data is the Box<u64> given to UnblockClient.
         let count = unsafe { raw::RedisModule_GetBlockedClientPrivateData.map(|f| f(ctx)) }
             .and_then(|p| NonNull::new(p.cast::<u64>()))

@@ -77,13 +77,13 @@ fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard::command(ctx, args, commands::stats_command)
 }
 fn info(ctx: &InfoContext, _for_crash_report: bool) {
-    let _ = stats::info(ctx);
+    guard::callback("INFO", || stats::info(ctx));
 }
 fn on_keyspace_event(ctx: &Context, class: redis_module::NotifyEvent, event: &str, key: &[u8]) {
     invalidate::on_keyspace_event(ctx, class, event, key);
 }
-fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    commands::check_load_args(ctx, args)
+fn init(_ctx: &Context, args: &[RedisString]) -> Status {
+    commands::check_load_args(args)
 }
 
 // Command flags: setters may be refused when memory is full, deletions never

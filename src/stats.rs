@@ -234,7 +234,7 @@ pub fn reply(ctx: &Context) -> RedisResult {
 
 /// The `# wargaming` INFO section (fields prefixed `wargaming_` by Redis).
 #[allow(deprecated)] // the builder cannot name the section after the module alone
-pub fn info(ctx: &InfoContext) -> RedisResult<()> {
+pub fn info(ctx: &InfoContext) {
     // No name: Redis titles the section with the module name, `# wargaming`.
     ctx.add_info_section(None);
     for (name, figure) in fields() {
@@ -244,5 +244,4 @@ pub fn info(ctx: &InfoContext) -> RedisResult<()> {
             Figure::Text(v) => ctx.add_info_field_str(&name, &v),
         };
     }
-    Ok(())
 }
