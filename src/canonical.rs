@@ -220,7 +220,10 @@ pub fn write_float(out: &mut String, value: f64) {
         Some(rest) => ("-", rest),
         None => ("", mantissa),
     };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let mut digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if let Some(even) = tie_to_even(value.abs(), &digits, exponent) {
+        digits = even;
+    }
     out.push_str(sign);
     if (-4..16).contains(&exponent) {
         write_plain(out, &digits, exponent);
@@ -238,6 +241,53 @@ pub fn write_float(out: &mut String, value: f64) {
             exponent.unsigned_abs()
         );
     }
+}
+
+/// Python's repr and Rust's `{:e}` both give the shortest digits that read
+/// back as the same double, the nearest such to its exact value; when two
+/// are equally near, Python (David Gay's dtoa) takes the one ending in an
+/// even digit and Rust the larger: 256457363877070.625 is
+/// `256457363877070.62` in Python, `...070.63` in Rust. Returns Python's
+/// digits when they differ from `digits` (Rust's, for `value` > 0 =
+/// `d.ddd` times 10^`exponent`).
+///
+/// A tie needs the exact value to have one digit more than the shortest
+/// form, ending in 5; the two candidates are then a unit apart in the last
+/// digit, and that unit is at most an ulp. That needs 16 digits or more for
+/// a normal double (an ulp is over 2^-53 of the value); a subnormal's exact
+/// value has hundreds of digits, so it never ties.
+fn tie_to_even(value: f64, digits: &str, exponent: i32) -> Option<String> {
+    let len = digits.len();
+    if len < 16 {
+        return None;
+    }
+    // Every double's exact decimal value has at most 767 significant digits.
+    let exact = format!("{value:.800e}");
+    let (mantissa, exact_exponent) = exact.split_once('e')?;
+    if exact_exponent.parse::<i32>().ok()? != exponent {
+        return None;
+    }
+    let exact_digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let exact_digits = exact_digits.trim_end_matches('0');
+    if exact_digits.len() != len + 1 || !exact_digits.ends_with('5') {
+        return None;
+    }
+    // The candidates: the exact digits cut to `len`, and that plus one unit.
+    let below = &exact_digits[..len];
+    let above = (below.parse::<u64>().ok()? + 1).to_string();
+    let even = if below.ends_with(['0', '2', '4', '6', '8']) {
+        below.to_string()
+    } else {
+        above
+    };
+    if even == digits || even.len() != len {
+        return None;
+    }
+    // Only if it reads back as the same double (at a power of two, the gap
+    // below is half the gap above).
+    let (first, rest) = even.split_at(1);
+    let reads_back: f64 = format!("{first}.{rest}e{exponent}").parse().ok()?;
+    (reads_back == value).then(|| even.trim_end_matches('0').to_string())
 }
 
 /// Digits `d1d2d3...` times 10^exponent in plain notation, with at least one
@@ -372,6 +422,37 @@ mod tests {
         assert_eq!(
             canon(r#"{"f":1e400,"g":-1e400,"h":1E2,"i":-0.0}"#),
             r#"{"f": Infinity, "g": -Infinity, "h": 100.0, "i": -0.0}"#
+        );
+    }
+
+    /// Two shortest spellings equally near the exact value: Python takes
+    /// the even last digit (Rust's `{:e}` took the larger one). Expected
+    /// values from Python's `repr`.
+    #[test]
+    #[allow(clippy::excessive_precision)] // the exact values of the doubles
+    fn float_ties_go_to_the_even_digit() {
+        let cases: [(f64, &str); 8] = [
+            (256457363877070.625, "256457363877070.62"),
+            (1801514316094494.25, "1801514316094494.2"),
+            (-1039514241563211.75, "-1039514241563211.8"),
+            (2.98023223876953125e-8, "2.9802322387695312e-08"), // 2^-25
+            (5.9604644775390625e-8, "5.960464477539063e-08"),   // 2^-24
+            (847254783909480.75, "847254783909480.8"),
+            // Not ties: one digit more than the shortest, but not ending in 5.
+            (256457363877070.5, "256457363877070.5"),
+            (0.30000000000000004, "0.30000000000000004"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(float(value), expected, "{value:e}");
+        }
+        assert_eq!(
+            canon(r#"{"f":256457363.87707062E6}"#),
+            r#"{"f": 256457363877070.62}"#
+        );
+        let text = br#"{"f":256457363877070.625}"#;
+        assert_eq!(
+            hash_canonical(&canonical_text(text, MAX).expect("valid")),
+            hash_canonical(r#"{"f": 256457363877070.62}"#)
         );
     }
 
