@@ -54,6 +54,8 @@ EDGE_FLOATS = [
     1e-05, 1e-4, 0.0001, 0.00011, 1.5, 4.35, 123456789012345680.0, 2.0**53, 2.0**53 + 2, 2.0**63,
     2.0**64, 2.0**-1074, 2.0**-1022, 2.0**1023, 0.0, -0.0, 1e-7, 12345.678, 3.141592653589793,
     2.718281828459045, 1.1, 9.999999999999999e22,
+    # Ties: two shortest spellings equally near; Python takes the even digit.
+    256457363877070.625, 1801514316094494.25, 1039514241563211.75, 2.0**-25, 2.0**-24,
 ]
 
 # Number texts that matter by their spelling: overflow, underflow, halfway
@@ -185,6 +187,7 @@ def float_spellings(value):
     out.add(f"{s}{ds[0]}.{ds[1:] or '0'}e{point - 1}")
     out.add(f"{s}{ds[0]}.{ds[1:]}0000E+{point - 1}".replace("E+-", "E-"))
     out.add(f"{s}0.{ds}e{point}")
+    out.add(str(Decimal(value)))  # the exact value, up to 767 digits
     if -30 < point <= 40:
         if point <= 0:
             out.add(f"{s}0.{'0' * -point}{ds}")
@@ -212,6 +215,9 @@ def random_double(rng):
                 return value
     if pick < 0.5:
         return struct.unpack("<d", struct.pack("<Q", rng.getrandbits(52)))[0] * rng.choice([1, -1])
+    if pick < 0.6:
+        # Few fraction bits: the exact value is short, and often a tie.
+        return math.ldexp(rng.randint(2**52, 2**53 - 1), rng.randint(-14, 3)) * rng.choice([1, -1])
     if pick < 0.8:
         return rng.randint(-10**6, 10**6) * 10.0 ** rng.randint(-25, 25)
     return rng.choice(EDGE_FLOATS) * rng.choice([1, -1])
