@@ -205,11 +205,7 @@ pub fn write_float(out: &mut String, value: f64) {
         return;
     }
     if value == 0.0 {
-        out.push_str(if value.is_sign_negative() {
-            "-0.0"
-        } else {
-            "0.0"
-        });
+        out.push_str(if value.is_sign_negative() { "-0.0" } else { "0.0" });
         return;
     }
     // Rust's `{:e}` gives the shortest round-trip digits, e.g. "-1.2345e-5".
@@ -445,10 +441,7 @@ mod tests {
         for (value, expected) in cases {
             assert_eq!(float(value), expected, "{value:e}");
         }
-        assert_eq!(
-            canon(r#"{"f":256457363.87707062E6}"#),
-            r#"{"f": 256457363877070.62}"#
-        );
+        assert_eq!(canon(r#"{"f":256457363.87707062E6}"#), r#"{"f": 256457363877070.62}"#);
         let text = br#"{"f":256457363877070.625}"#;
         assert_eq!(
             hash_canonical(&canonical_text(text, MAX).expect("valid")),
@@ -458,10 +451,7 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(
-            canonical_text(b"[1]", MAX),
-            Err(errors::JSON_NOT_OBJECT.into())
-        );
+        assert_eq!(canonical_text(b"[1]", MAX), Err(errors::JSON_NOT_OBJECT.into()));
         assert_eq!(
             canonical_text(br#"{"s":"\ud800"}"#, MAX),
             Err(errors::JSON_LONE_SURROGATE.into())
@@ -480,10 +470,7 @@ mod tests {
     #[test]
     fn known_hashes_from_python() {
         // python3 -c 'import json,hashlib;print(hashlib.sha256(json.dumps({"a":1},sort_keys=True).encode()).hexdigest()[:16])'
-        assert_eq!(
-            pattern_hash(br#"{"a":1}"#, MAX).as_deref(),
-            Ok("f9d86028c6e0d64e")
-        );
+        assert_eq!(pattern_hash(br#"{"a":1}"#, MAX).as_deref(), Ok("f9d86028c6e0d64e"));
         assert_eq!(pattern_hash(b"{}", MAX).as_deref(), Ok("44136fa355b3678a"));
     }
 
@@ -611,8 +598,7 @@ mod tests {
     /// Latin-1, the ends of the BMP around the surrogates, astral planes.
     fn gen_char(rng: &mut Rng) -> char {
         const EDGES: [u32; 16] = [
-            0x00, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f, 0x22, 0x2f, 0x5c, 0x7f, 0xd7ff, 0xe000,
-            0xfffe, 0xffff, 0x10ffff,
+            0x00, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1f, 0x22, 0x2f, 0x5c, 0x7f, 0xd7ff, 0xe000, 0xfffe, 0xffff, 0x10ffff,
         ];
         let code = match rng.below(8) {
             0 | 1 => 0x20 + rng.below(0x5f) as u32,
@@ -650,11 +636,7 @@ mod tests {
             0 => Gen::Literal(rng.pick(&["true", "false", "null"])),
             1 => Gen::Number(gen_number(rng)),
             2 | 3 => Gen::Str(gen_string(rng)),
-            4 => Gen::Array(
-                (0..rng.below(4))
-                    .map(|_| gen_value(rng, depth - 1))
-                    .collect(),
-            ),
+            4 => Gen::Array((0..rng.below(4)).map(|_| gen_value(rng, depth - 1)).collect()),
             _ => gen_object(rng, depth - 1),
         }
     }
@@ -806,8 +788,8 @@ mod tests {
         for case in 0..cases {
             let value = gen_object(&mut rng, 4);
             let plain = spelled(&mut rng, PLAIN, &value);
-            let expected = canonical_text(plain.as_bytes(), MAX)
-                .unwrap_or_else(|e| panic!("case {case}: {e}\n{plain:?}"));
+            let expected =
+                canonical_text(plain.as_bytes(), MAX).unwrap_or_else(|e| panic!("case {case}: {e}\n{plain:?}"));
             // Python writes overflowed doubles as `Infinity`, which is not JSON.
             match canonical_text(expected.as_bytes(), MAX) {
                 Ok(again) => assert_eq!(again, expected, "not idempotent: {plain}"),
@@ -815,12 +797,9 @@ mod tests {
             }
             for _ in 0..3 {
                 let other = spelled(&mut rng, style, &value);
-                let got = canonical_text(other.as_bytes(), MAX)
-                    .unwrap_or_else(|e| panic!("case {case}: {e}\n{other:?}"));
-                assert_eq!(
-                    got, expected,
-                    "case {case} (seed {seed}):\n{other:?}\n{plain:?}"
-                );
+                let got =
+                    canonical_text(other.as_bytes(), MAX).unwrap_or_else(|e| panic!("case {case}: {e}\n{other:?}"));
+                assert_eq!(got, expected, "case {case} (seed {seed}):\n{other:?}\n{plain:?}");
                 assert_eq!(
                     pattern_hash(other.as_bytes(), MAX).as_deref(),
                     Ok(&*hash_canonical(&expected))
@@ -849,10 +828,7 @@ mod tests {
 
     #[test]
     fn escape_spellings_never_change_the_hash() {
-        let style = Style {
-            escapes: true,
-            ..PLAIN
-        };
+        let style = Style { escapes: true, ..PLAIN };
         check_spellings(0x6573_6361_7065, style, 3000);
     }
 
@@ -892,11 +868,7 @@ mod tests {
                 format!("{value:?}"),
                 format!(
                     "{sign}{mantissa}{}e+{exponent}",
-                    if mantissa.contains('.') {
-                        "000"
-                    } else {
-                        ".000"
-                    }
+                    if mantissa.contains('.') { "000" } else { ".000" }
                 )
                 .replace("e+-", "e-"),
                 format!("{sign}{digits}E{shifted}"),

@@ -105,12 +105,7 @@ fn generate(seed: u64, count: usize) -> Vec<Case> {
             }
         })
         .collect();
-    assert_eq!(
-        cases.len(),
-        count,
-        "generator printed {} patterns",
-        cases.len()
-    );
+    assert_eq!(cases.len(), count, "generator printed {} patterns", cases.len());
     for (position, case) in cases.iter().enumerate() {
         assert_eq!(case.index, position);
         assert_eq!(case.hash.len(), 16, "{}", case.hash);
@@ -131,11 +126,7 @@ fn hash_batch(con: &mut redis::Connection, batch: &[Case], seed: u64) -> Vec<Str
             let mut failures = Vec::new();
             for case in batch {
                 if let Err(e) = case.command().query::<String>(con) {
-                    failures.push(format!(
-                        "{}\n  error    {}",
-                        case.describe(seed),
-                        error_text(&e)
-                    ));
+                    failures.push(format!("{}\n  error    {}", case.describe(seed), error_text(&e)));
                 }
             }
             panic!(
@@ -170,12 +161,7 @@ fn ten_thousand_patterns_hash_like_python() {
         "{} of {} hashes differ from Python (seed {seed}); the first ones:\n{}",
         mismatches.len(),
         cases.len(),
-        mismatches
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        mismatches.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
     );
 
     // Stored patterns: the key holds the exact bytes sent (the last sent, when
@@ -184,10 +170,7 @@ fn ten_thousand_patterns_hash_like_python() {
     for case in cases.iter().filter(|case| case.store()) {
         stored.insert(&case.hash, case);
     }
-    assert!(
-        stored.len() > count / STORE_EVERY / 2,
-        "too few stored patterns"
-    );
+    assert!(stored.len() > count / STORE_EVERY / 2, "too few stored patterns");
     let mut pipe = redis::pipe();
     let stored: Vec<&Case> = stored.into_values().collect();
     for case in &stored {
@@ -219,10 +202,7 @@ fn refusals_are_errors() {
         ("high alone", br#"{"s":"\ud800"}"#.to_vec()),
         ("low alone", br#"{"s":"\udc00"}"#.to_vec()),
         ("low alone, upper case", br#"{"s":"x\uDFFFy"}"#.to_vec()),
-        (
-            "high then ASCII escape",
-            br#"{"s":"\ud800\u0041"}"#.to_vec(),
-        ),
+        ("high then ASCII escape", br#"{"s":"\ud800\u0041"}"#.to_vec()),
         ("high then raw char", br#"{"s":"\ud800x"}"#.to_vec()),
         ("high then high", br#"{"s":"\ud800\ud800"}"#.to_vec()),
         ("high then short escape", br#"{"s":"\udbff\n"}"#.to_vec()),
@@ -283,10 +263,7 @@ fn refusals_are_errors() {
                 cmd.arg("NOSTORE");
             }
             match cmd.query::<redis::Value>(&mut con) {
-                Ok(v) => panic!(
-                    "{what}: {:?} was accepted: {v:?}",
-                    String::from_utf8_lossy(text)
-                ),
+                Ok(v) => panic!("{what}: {:?} was accepted: {v:?}", String::from_utf8_lossy(text)),
                 Err(e) => {
                     let message = error_text(&e);
                     assert!(message.starts_with("ERR "), "{what}: {message}");
