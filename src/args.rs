@@ -16,10 +16,7 @@ pub struct WriteOptions {
 /// Parses `[EX seconds | PX milliseconds]` (and `NOSTORE` where allowed).
 /// Option names are case-insensitive; an option given twice, EX with PX,
 /// an unknown word or a missing value is a syntax error.
-pub fn parse_write_options<'a, I>(
-    mut args: I,
-    allow_nostore: bool,
-) -> Result<WriteOptions, &'static str>
+pub fn parse_write_options<'a, I>(mut args: I, allow_nostore: bool) -> Result<WriteOptions, &'static str>
 where
     I: Iterator<Item = &'a [u8]>,
 {
@@ -59,9 +56,7 @@ where
 pub fn resolve_ttl_ms(asked_ms: Option<i64>, default_secs: i64) -> Result<i64, &'static str> {
     match asked_ms {
         Some(ms) => Ok(ms),
-        None => default_secs
-            .checked_mul(1000)
-            .ok_or(errors::EXPIRE_TOO_LARGE),
+        None => default_secs.checked_mul(1000).ok_or(errors::EXPIRE_TOO_LARGE),
     }
 }
 
@@ -112,23 +107,14 @@ mod tests {
 
     #[test]
     fn ex_and_px_are_case_insensitive() {
-        assert_eq!(
-            parse(&["ex", "10"], false).map(|o| o.ttl_ms),
-            Ok(Some(10_000))
-        );
-        assert_eq!(
-            parse(&["Px", "1500"], false).map(|o| o.ttl_ms),
-            Ok(Some(1500))
-        );
+        assert_eq!(parse(&["ex", "10"], false).map(|o| o.ttl_ms), Ok(Some(10_000)));
+        assert_eq!(parse(&["Px", "1500"], false).map(|o| o.ttl_ms), Ok(Some(1500)));
     }
 
     #[test]
     fn bad_expiries_are_refused() {
         assert_eq!(parse(&["EX", "0"], false), Err(errors::EXPIRE_NOT_POSITIVE));
-        assert_eq!(
-            parse(&["PX", "-5"], false),
-            Err(errors::EXPIRE_NOT_POSITIVE)
-        );
+        assert_eq!(parse(&["PX", "-5"], false), Err(errors::EXPIRE_NOT_POSITIVE));
         assert_eq!(parse(&["EX", "ten"], false), Err(errors::NOT_INTEGER));
         assert_eq!(parse(&["EX", "1.5"], false), Err(errors::NOT_INTEGER));
         assert_eq!(parse(&["EX"], false), Err(errors::SYNTAX));
@@ -146,10 +132,7 @@ mod tests {
         assert_eq!(parse(&["NOSTORE"], false), Err(errors::SYNTAX));
         assert_eq!(parse(&["nostore"], true).map(|o| o.nostore), Ok(true));
         assert_eq!(parse(&["NOSTORE", "NOSTORE"], true), Err(errors::SYNTAX));
-        assert_eq!(
-            parse(&["NOSTORE", "EX", "5"], true),
-            Err(errors::NOSTORE_WITH_TTL)
-        );
+        assert_eq!(parse(&["NOSTORE", "EX", "5"], true), Err(errors::NOSTORE_WITH_TTL));
         assert_eq!(parse(&["EX", "5"], true).map(|o| o.ttl_ms), Ok(Some(5000)));
     }
 
@@ -158,10 +141,7 @@ mod tests {
         assert_eq!(resolve_ttl_ms(Some(1234), 86400), Ok(1234));
         assert_eq!(resolve_ttl_ms(None, 86400), Ok(86_400_000));
         assert_eq!(expire_at_ms(1_000, 500), Ok(1_500));
-        assert_eq!(
-            expire_at_ms(i64::MAX - 1, 500),
-            Err(errors::EXPIRE_TOO_LARGE)
-        );
+        assert_eq!(expire_at_ms(i64::MAX - 1, 500), Err(errors::EXPIRE_TOO_LARGE));
     }
 
     #[test]
@@ -182,12 +162,7 @@ mod tests {
             b"1e3",
             b"9223372036854775808",
         ] {
-            assert_eq!(
-                parse_strict_i64(bad),
-                None,
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert_eq!(parse_strict_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
 }

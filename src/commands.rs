@@ -7,7 +7,7 @@ use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, Redis
 
 use crate::keys::{self, Kind};
 use crate::store::{self, api};
-use crate::{args, canonical, config, errors, guard, invalidate, json, stats};
+use crate::{args, canonical, config, errors, guard, invalidate, json, keycount, stats};
 
 fn err(message: Cow<'static, str>) -> RedisError {
     match message {
@@ -31,11 +31,10 @@ pub fn set_entry(ctx: &Context, args: Vec<RedisString>, kind: Kind) -> RedisResu
     let value = args.next_arg()?;
     let options = rest(args);
     keys::validate_id(id.as_slice()).map_err(RedisError::Str)?;
-    let options = args::parse_write_options(options.iter().map(RedisString::as_slice), false)
-        .map_err(RedisError::Str)?;
+    let options =
+        args::parse_write_options(options.iter().map(RedisString::as_slice), false).map_err(RedisError::Str)?;
     json::validate_object(value.as_slice(), config::max_json_bytes()).map_err(err)?;
-    let ttl_ms = args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(kind))
-        .map_err(RedisError::Str)?;
+    let ttl_ms = args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(kind)).map_err(RedisError::Str)?;
     let key = store::string(ctx, &keys::key_name(kind, id.as_slice()));
     store::set(ctx, &key, &value, ttl_ms)?;
     stats::record_set(kind);
@@ -68,9 +67,7 @@ pub fn get_entry(ctx: &Context, args: Vec<RedisString>, kind: Kind) -> RedisResu
     let bytes = value.bytes();
     // Reply straight from Redis's buffer: one copy, as GET makes.
     // SAFETY: the buffer lives while `value` keeps the key open.
-    unsafe {
-        api!(RedisModule_ReplyWithStringBuffer)?(ctx.get_raw(), bytes.as_ptr().cast(), bytes.len())
-    };
+    unsafe { api!(RedisModule_ReplyWithStringBuffer)?(ctx.get_raw(), bytes.as_ptr().cast(), bytes.len()) };
     Ok(RedisValue::NoReply)
 }
 
@@ -82,13 +79,12 @@ pub fn hash_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let mut args = args.into_iter().skip(1);
     let pattern = args.next_arg()?;
     let options = rest(args);
-    let options = args::parse_write_options(options.iter().map(RedisString::as_slice), true)
-        .map_err(RedisError::Str)?;
-    let hash =
-        canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
+    let options =
+        args::parse_write_options(options.iter().map(RedisString::as_slice), true).map_err(RedisError::Str)?;
+    let hash = canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
     if !options.nostore {
-        let ttl_ms = args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(Kind::Pattern))
-            .map_err(RedisError::Str)?;
+        let ttl_ms =
+            args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(Kind::Pattern)).map_err(RedisError::Str)?;
         let key = store::string(ctx, &keys::key_name(Kind::Pattern, hash.as_bytes()));
         store::set(ctx, &key, &pattern, ttl_ms)?;
         stats::record_set(Kind::Pattern);
@@ -98,10 +94,7 @@ pub fn hash_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// WARGAMING.INVALIDATE: `<apv_id> [apv_id ...]` or `ALL`.
 pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let all = args.len() == 2
-        && args
-            .get(1)
-            .is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"ALL"));
+    let all = args.len() == 2 && args.get(1).is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"ALL"));
     if ctx.is_keys_position_request() {
         // INVALIDATE ALL declares no key, so a cluster runs it on any node.
         if !all {
@@ -118,10 +111,7 @@ pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
         return invalidate::all(ctx, Kind::Prediction);
     }
     let ids: Vec<RedisString> = args.into_iter().skip(1).collect();
-    if ids
-        .iter()
-        .any(|id| id.as_slice().eq_ignore_ascii_case(b"ALL"))
-    {
+    if ids.iter().any(|id| id.as_slice().eq_ignore_ascii_case(b"ALL")) {
         return Err(RedisError::Str(errors::ALL_ALONE));
     }
     for id in &ids {
@@ -137,19 +127,14 @@ pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
         .collect();
     let deleted = store::delete(ctx, &names)?;
     stats::record_invalidated(Kind::Prediction, deleted as u64);
-    Ok(RedisValue::Integer(
-        i64::try_from(deleted).unwrap_or(i64::MAX),
-    ))
+    Ok(RedisValue::Integer(i64::try_from(deleted).unwrap_or(i64::MAX)))
 }
 
 /// WARGAMING.STATS `[RESET]`.
 pub fn stats_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     match args.len() {
         1 => stats::reply(ctx),
-        2 if args
-            .get(1)
-            .is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"RESET")) =>
-        {
+        2 if args.get(1).is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"RESET")) => {
             stats::reset();
             Ok(RedisValue::SimpleStringStatic("OK"))
         }
@@ -158,10 +143,11 @@ pub fn stats_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
 }
 
-/// Checks `loadmodule` arguments; a typo or bad value refuses to load.
-pub fn check_load_args(args: &[RedisString]) -> redis_module::Status {
+/// Module load: checks the `loadmodule` arguments (a typo or bad value
+/// refuses to load) and starts the key counts.
+pub fn init(ctx: &Context, args: &[RedisString]) -> redis_module::Status {
     let words: Vec<&[u8]> = args.iter().map(RedisString::as_slice).collect();
-    match config::check_load_args(&words) {
+    match config::check_load_args(&words).and_then(|()| keycount::init(ctx)) {
         Ok(()) => redis_module::Status::Ok,
         Err(message) => {
             guard::log_warning(&message);

@@ -58,12 +58,7 @@ pub const MAX_JSON_CONFIG: NumericConfig = NumericConfig {
     max: MAX_JSON_BYTES,
 };
 
-pub const ALL: [NumericConfig; 4] = [
-    PRED_TTL_CONFIG,
-    MATRIX_TTL_CONFIG,
-    PATTERN_TTL_CONFIG,
-    MAX_JSON_CONFIG,
-];
+pub const ALL: [NumericConfig; 4] = [PRED_TTL_CONFIG, MATRIX_TTL_CONFIG, PATTERN_TTL_CONFIG, MAX_JSON_CONFIG];
 
 /// Default TTL of a kind, in seconds.
 pub fn default_ttl_secs(kind: Kind) -> i64 {
@@ -87,16 +82,8 @@ pub fn check_load_args(args: &[&[u8]]) -> Result<(), String> {
     while let Some(name) = words.next() {
         let config = ALL
             .iter()
-            .find(|c| {
-                c.name.as_bytes() == *name || format!("wargaming.{}", c.name).as_bytes() == *name
-            })
-            .ok_or_else(|| {
-                format!(
-                    "{}: {}",
-                    errors::CONFIG_UNKNOWN,
-                    String::from_utf8_lossy(name)
-                )
-            })?;
+            .find(|c| c.name.as_bytes() == *name || format!("wargaming.{}", c.name).as_bytes() == *name)
+            .ok_or_else(|| format!("{}: {}", errors::CONFIG_UNKNOWN, String::from_utf8_lossy(name)))?;
         let value = words
             .next()
             .and_then(|v| crate::args::parse_strict_i64(v))

@@ -25,8 +25,7 @@ pub const NOSTORE_WITH_TTL: &str = "ERR EX/PX cannot be combined with NOSTORE";
 pub const JSON_TOO_LARGE: &str = "ERR JSON value larger than wargaming.max-json-bytes";
 pub const JSON_NOT_UTF8: &str = "ERR invalid JSON: not valid UTF-8";
 pub const JSON_NOT_OBJECT: &str = "ERR invalid JSON: the value must be a JSON object";
-pub const JSON_LONE_SURROGATE: &str =
-    "ERR invalid JSON: lone surrogate escape (\\ud800-\\udfff without its pair)";
+pub const JSON_LONE_SURROGATE: &str = "ERR invalid JSON: lone surrogate escape (\\ud800-\\udfff without its pair)";
 /// Prefix for parser errors; the parser's own message follows.
 pub const JSON_INVALID_PREFIX: &str = "ERR invalid JSON: ";
 

@@ -51,22 +51,14 @@ struct Job {
 struct Sweep {
     db: i32,
     kind: Kind,
-    cursor: NonNull<raw::RedisModuleScanCursor>,
+    /// Taken out while a scan step runs (no borrow may span a Redis call).
+    cursor: Option<store::ScanCursor>,
     /// Oldest first; `jobs[0]` owns everything not in `written`.
     jobs: Vec<Job>,
     /// Keys written since the sweep began: `None` survives; `Some(job)` was
     /// written before that job was accepted, so that job condemned it.
     written: HashMap<Vec<u8>, Option<JobId>>,
     scan_done: bool,
-}
-
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        // SAFETY: the cursor was created by ScanCursorCreate and is destroyed once.
-        if let Some(destroy) = unsafe { raw::RedisModule_ScanCursorDestroy } {
-            unsafe { destroy(self.cursor.as_ptr()) };
-        }
-    }
 }
 
 thread_local! {
@@ -82,10 +74,7 @@ static NEXT_JOB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 fn with_sweep<R>(db: i32, kind: Kind, f: impl FnOnce(&mut Sweep) -> R) -> Option<R> {
     SWEEPS.with(|sweeps| {
         let mut sweeps = sweeps.try_borrow_mut().ok()?;
-        sweeps
-            .iter_mut()
-            .find(|s| s.db == db && s.kind == kind)
-            .map(f)
+        sweeps.iter_mut().find(|s| s.db == db && s.kind == kind).map(f)
     })
 }
 
@@ -125,8 +114,7 @@ pub fn before_overwrite(ctx: &Context, name: &RedisString) {
         return;
     };
     let db = store::selected_db(ctx);
-    let Some(owner) = with_sweep(db, kind, |sweep| sweep.owner_of(name.as_slice())).flatten()
-    else {
+    let Some(owner) = with_sweep(db, kind, |sweep| sweep.owner_of(name.as_slice())).flatten() else {
         return;
     };
     if !matches!(store::exists(ctx, name), Ok(true)) {
@@ -143,16 +131,14 @@ pub fn on_keyspace_event(ctx: &Context, class: NotifyEvent, event: &str, key: &[
     if !ACTIVE.load(Ordering::Relaxed) {
         return;
     }
-    guard::callback("keyspace event", || {
-        let writes_value = class.contains(NotifyEvent::STRING)
-            || matches!(event, "rename_to" | "copy_to" | "move_to" | "restore");
-        let Some(kind) = keys::kind_of(key).filter(|_| writes_value) else {
-            return;
-        };
-        let db = store::selected_db(ctx);
-        with_sweep(db, kind, |sweep| {
-            sweep.written.insert(key.to_vec(), None);
-        });
+    let writes_value =
+        class.contains(NotifyEvent::STRING) || matches!(event, "rename_to" | "copy_to" | "move_to" | "restore");
+    let Some(kind) = keys::kind_of(key).filter(|_| writes_value) else {
+        return;
+    };
+    let db = store::selected_db(ctx);
+    with_sweep(db, kind, |sweep| {
+        sweep.written.insert(key.to_vec(), None);
     });
 }
 
@@ -183,13 +169,10 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
         sweep.jobs.push(job);
     });
     if joined.is_none() {
-        // SAFETY: creates a fresh cursor, owned by the sweep.
-        let cursor = NonNull::new(unsafe { api!(RedisModule_ScanCursorCreate)?() })
-            .ok_or(RedisError::Str(errors::INTERNAL))?;
         let sweep = Sweep {
             db,
             kind,
-            cursor,
+            cursor: Some(store::ScanCursor::new()?),
             jobs: vec![job],
             written: HashMap::new(),
             scan_done: false,
@@ -204,10 +187,7 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
     }
     if synchronous {
         let counts = run(ctx, db, kind, None);
-        let mine = counts
-            .iter()
-            .find(|(id, _)| *id == job.id)
-            .map_or(0, |(_, n)| *n);
+        let mine = counts.iter().find(|(id, _)| *id == job.id).map_or(0, |(_, n)| *n);
         return Ok(RedisValue::Integer(i64::try_from(mine).unwrap_or(i64::MAX)));
     }
     Ok(RedisValue::NoReply)
@@ -217,14 +197,7 @@ fn arm_timer(ctx: &Context, kind: Kind) -> Result<(), RedisError> {
     let create = api!(RedisModule_CreateTimer)?;
     // The kind travels as the timer's data; the timer runs in the caller's db.
     // SAFETY: the callback only reads the pointer as an integer.
-    unsafe {
-        create(
-            ctx.get_raw(),
-            0,
-            Some(on_timer),
-            kind.index() as *mut c_void,
-        )
-    };
+    unsafe { create(ctx.get_raw(), 0, Some(on_timer), kind.index() as *mut c_void) };
     Ok(())
 }
 
@@ -248,21 +221,25 @@ extern "C" fn on_timer(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
 /// ends, unblocks every caller and returns each job's count.
 fn run(ctx: &Context, db: i32, kind: Kind, deadline: Option<Instant>) -> Vec<(JobId, u64)> {
     loop {
-        let Some((cursor, scan_done)) = with_sweep(db, kind, |s| (s.cursor, s.scan_done)) else {
+        let Some(scan_done) = with_sweep(db, kind, |s| s.scan_done) else {
             return Vec::new();
         };
         if scan_done {
             delete_condemned_written(ctx, db, kind);
             return finish(db, kind);
         }
+        let Some(cursor) = with_sweep(db, kind, |s| s.cursor.take()).flatten() else {
+            return Vec::new();
+        };
         let mut batch: Vec<RedisString> = Vec::new();
         let mut more = true;
         for _ in 0..STEPS_PER_CHECK {
-            more = scan_step(ctx, cursor, kind, &mut batch);
+            more = collect_step(ctx, &cursor, kind, &mut batch);
             if !more {
                 break;
             }
         }
+        with_sweep(db, kind, |s| s.cursor = Some(cursor));
         delete_batch(ctx, db, kind, &batch);
         if !more {
             with_sweep(db, kind, |s| s.scan_done = true);
@@ -274,56 +251,14 @@ fn run(ctx: &Context, db: i32, kind: Kind, deadline: Option<Instant>) -> Vec<(Jo
     }
 }
 
-/// One RM_Scan step; collects the names of this kind. Deleting happens after
-/// the step returns (deleting other keys inside the callback is unsafe).
-fn scan_step(
-    ctx: &Context,
-    cursor: NonNull<raw::RedisModuleScanCursor>,
-    kind: Kind,
-    batch: &mut Vec<RedisString>,
-) -> bool {
-    let mut collector = Collector {
-        ctx: ctx.get_raw(),
-        prefix: kind.prefix(),
-        batch,
-    };
-    let Some(scan) = (unsafe { raw::RedisModule_Scan }) else {
-        return false;
-    };
-    // SAFETY: the collector outlives the call; the callback only appends to it.
-    unsafe {
-        scan(
-            ctx.get_raw(),
-            cursor.as_ptr(),
-            Some(collect),
-            (&mut collector as *mut Collector).cast(),
-        ) != 0
-    }
-}
-
-struct Collector<'a> {
-    ctx: *mut raw::RedisModuleCtx,
-    prefix: &'static [u8],
-    batch: &'a mut Vec<RedisString>,
-}
-
-extern "C" fn collect(
-    _ctx: *mut raw::RedisModuleCtx,
-    name: *mut raw::RedisModuleString,
-    _key: *mut raw::RedisModuleKey,
-    data: *mut c_void,
-) {
-    // No unwinding across Redis's frames: a panic here is swallowed.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: data is the Collector passed to RM_Scan, alive for the call.
-        let collector = unsafe { &mut *data.cast::<Collector>() };
-        let bytes = RedisString::string_as_slice(name);
-        if bytes.starts_with(collector.prefix) && keys::kind_of(bytes).is_some() {
-            collector
-                .batch
-                .push(RedisString::create_from_slice(collector.ctx, bytes));
+/// One scan step over `cursor`; collects the names of this kind. Deleting
+/// happens after the step returns (deleting other keys during it is unsafe).
+fn collect_step(ctx: &Context, cursor: &store::ScanCursor, kind: Kind, batch: &mut Vec<RedisString>) -> bool {
+    store::scan_step(ctx, cursor, &mut |name: &[u8]| {
+        if keys::kind_of(name) == Some(kind) {
+            batch.push(store::string(ctx, name));
         }
-    }));
+    })
 }
 
 /// Deletes the condemned keys of a batch and credits their jobs.
@@ -406,9 +341,7 @@ extern "C" fn reply_count(
         let count = unsafe { raw::RedisModule_GetBlockedClientPrivateData.map(|f| f(ctx)) }
             .and_then(|p| NonNull::new(p.cast::<u64>()))
             .map_or(0, |p| unsafe { *p.as_ptr() });
-        status = context.reply(Ok(RedisValue::Integer(
-            i64::try_from(count).unwrap_or(i64::MAX),
-        ))) as c_int;
+        status = context.reply(Ok(RedisValue::Integer(i64::try_from(count).unwrap_or(i64::MAX)))) as c_int;
     });
     status
 }

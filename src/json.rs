@@ -27,8 +27,7 @@ pub fn validate_object(text: &[u8], max_bytes: usize) -> Result<(), Cow<'static,
 
 /// The first significant character opens an object.
 pub fn starts_with_object(text: &str) -> bool {
-    text.trim_start_matches([' ', '\t', '\n', '\r'])
-        .starts_with('{')
+    text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{')
 }
 
 /// Turns a parser error into a reply naming the problem and where it is.
@@ -56,22 +55,14 @@ mod tests {
             "{\"unicode\": \"caf\u{e9} \u{1F600}\"}".as_bytes(),
             b"{\"big\": 123456789012345678901234567890}",
         ] {
-            assert_eq!(
-                validate_object(ok, MAX),
-                Ok(()),
-                "{}",
-                String::from_utf8_lossy(ok)
-            );
+            assert_eq!(validate_object(ok, MAX), Ok(()), "{}", String::from_utf8_lossy(ok));
         }
     }
 
     #[test]
     fn non_objects_are_refused() {
         for bad in [&b"[]"[..], b"1", b"\"s\"", b"null", b"", b"   "] {
-            assert_eq!(
-                validate_object(bad, MAX),
-                Err(errors::JSON_NOT_OBJECT.into())
-            );
+            assert_eq!(validate_object(bad, MAX), Err(errors::JSON_NOT_OBJECT.into()));
         }
     }
 
@@ -98,10 +89,7 @@ mod tests {
             validate_object(b"{\"a\":\"\xff\"}", MAX),
             Err(errors::JSON_NOT_UTF8.into())
         );
-        assert_eq!(
-            validate_object(b"{\"a\":1}", 5),
-            Err(errors::JSON_TOO_LARGE.into())
-        );
+        assert_eq!(validate_object(b"{\"a\":1}", 5), Err(errors::JSON_TOO_LARGE.into()));
         assert_eq!(validate_object(b"{\"a\":1}", 7), Ok(()));
     }
 

@@ -92,9 +92,7 @@ pub fn kind_of(key: &[u8]) -> Option<Kind> {
     if !key.starts_with(NAMESPACE) || key.last() != Some(&b'}') {
         return None;
     }
-    Kind::ALL
-        .into_iter()
-        .find(|kind| key.starts_with(kind.prefix()))
+    Kind::ALL.into_iter().find(|kind| key.starts_with(kind.prefix()))
 }
 
 /// The id inside a key name the module would have written.
@@ -180,10 +178,7 @@ mod tests {
         assert_eq!(cluster_slot(b"foo"), 12182);
         assert_eq!(cluster_slot(b"123456789"), 0x31c3 & 0x3fff);
         for id in [&b"apv_001"[..], b"x", b"model-v2.1"] {
-            assert_eq!(
-                cluster_slot(&key_name(Kind::Prediction, id)),
-                cluster_slot(id)
-            );
+            assert_eq!(cluster_slot(&key_name(Kind::Prediction, id)), cluster_slot(id));
         }
         // Empty tag: whole key hashed.
         assert_eq!(cluster_slot(b"{}foo"), crc16(b"{}foo") & 0x3fff);

@@ -23,6 +23,7 @@ pub mod errors;
 pub mod guard;
 pub mod invalidate;
 pub mod json;
+pub mod keycount;
 pub mod keys;
 pub mod stats;
 pub mod store;
@@ -43,32 +44,22 @@ type Allocator = std::alloc::System;
 const ALLOCATOR: Allocator = std::alloc::System;
 
 fn setpred(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard::command(ctx, args, |ctx, args| {
-        commands::set_entry(ctx, args, Kind::Prediction)
-    })
+    guard::command(ctx, args, |ctx, args| commands::set_entry(ctx, args, Kind::Prediction))
 }
 fn getpred(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard::command(ctx, args, |ctx, args| {
-        commands::get_entry(ctx, args, Kind::Prediction)
-    })
+    guard::command(ctx, args, |ctx, args| commands::get_entry(ctx, args, Kind::Prediction))
 }
 fn setmatrix(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard::command(ctx, args, |ctx, args| {
-        commands::set_entry(ctx, args, Kind::Matrix)
-    })
+    guard::command(ctx, args, |ctx, args| commands::set_entry(ctx, args, Kind::Matrix))
 }
 fn getmatrix(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard::command(ctx, args, |ctx, args| {
-        commands::get_entry(ctx, args, Kind::Matrix)
-    })
+    guard::command(ctx, args, |ctx, args| commands::get_entry(ctx, args, Kind::Matrix))
 }
 fn hashpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard::command(ctx, args, commands::hash_pattern)
 }
 fn getpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guard::command(ctx, args, |ctx, args| {
-        commands::get_entry(ctx, args, Kind::Pattern)
-    })
+    guard::command(ctx, args, |ctx, args| commands::get_entry(ctx, args, Kind::Pattern))
 }
 fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard::command(ctx, args, commands::invalidate_command)
@@ -80,10 +71,13 @@ fn info(ctx: &InfoContext, _for_crash_report: bool) {
     guard::callback("INFO", || stats::info(ctx));
 }
 fn on_keyspace_event(ctx: &Context, class: redis_module::NotifyEvent, event: &str, key: &[u8]) {
-    invalidate::on_keyspace_event(ctx, class, event, key);
+    guard::callback("keyspace event", || {
+        keycount::on_keyspace_event(ctx, event, key);
+        invalidate::on_keyspace_event(ctx, class, event, key);
+    });
 }
-fn init(_ctx: &Context, args: &[RedisString]) -> Status {
-    commands::check_load_args(args)
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    commands::init(ctx, args)
 }
 
 // Command flags: setters may be refused when memory is full, deletions never
@@ -108,7 +102,7 @@ redis_module! {
         ["wargaming.stats", stats, "readonly", 0, 0, 0, ""],
     ],
     event_handlers: [
-        [@STRING @GENERIC: on_keyspace_event],
+        [@STRING @GENERIC @NEW @LOADED @EXPIRED @EVICTED: on_keyspace_event],
     ],
     configurations: [
         i64: [

@@ -11,15 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis_module::{raw, Context, InfoContext, RedisError, RedisResult, RedisValue};
 
-use crate::config;
 use crate::keys::Kind;
+use crate::{config, keycount, store};
 
-#[derive(Default)]
+/// Event counters of one kind, zeroed by `STATS RESET`.
 struct KindCounters {
     hits: AtomicU64,
     misses: AtomicU64,
     sets: AtomicU64,
     invalidated: AtomicU64,
+    expired: AtomicU64,
+    evicted: AtomicU64,
 }
 
 impl KindCounters {
@@ -29,15 +31,24 @@ impl KindCounters {
             misses: AtomicU64::new(0),
             sets: AtomicU64::new(0),
             invalidated: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
         }
+    }
+
+    fn all(&self) -> [&AtomicU64; 6] {
+        [
+            &self.hits,
+            &self.misses,
+            &self.sets,
+            &self.invalidated,
+            &self.expired,
+            &self.evicted,
+        ]
     }
 }
 
-static COUNTERS: [KindCounters; 3] = [
-    KindCounters::new(),
-    KindCounters::new(),
-    KindCounters::new(),
-];
+static COUNTERS: [KindCounters; 3] = [KindCounters::new(), KindCounters::new(), KindCounters::new()];
 
 fn counters(kind: Kind) -> &'static KindCounters {
     match kind {
@@ -60,15 +71,19 @@ pub fn record_set(kind: Kind) {
 }
 
 pub fn record_invalidated(kind: Kind, count: u64) {
-    counters(kind)
-        .invalidated
-        .fetch_add(count, Ordering::Relaxed);
+    counters(kind).invalidated.fetch_add(count, Ordering::Relaxed);
 }
 
-/// `STATS RESET`: zero every event counter.
+/// An entry Redis removed by itself: TTL passed, or evicted under maxmemory.
+pub fn record_removal(kind: Kind, expired: bool) {
+    let c = counters(kind);
+    if expired { &c.expired } else { &c.evicted }.fetch_add(1, Ordering::Relaxed);
+}
+
+/// `STATS RESET`: zero every event counter (not the key counts).
 pub fn reset() {
     for c in &COUNTERS {
-        for counter in [&c.hits, &c.misses, &c.sets, &c.invalidated] {
+        for counter in c.all() {
             counter.store(0, Ordering::Relaxed);
         }
     }
@@ -87,48 +102,44 @@ fn int(value: u64) -> Figure {
 
 fn ratio(hits: u64, misses: u64) -> Figure {
     let total = hits + misses;
-    Figure::Ratio(if total == 0 {
-        0.0
-    } else {
-        hits as f64 / total as f64
-    })
+    Figure::Ratio(if total == 0 { 0.0 } else { hits as f64 / total as f64 })
 }
 
-/// Every figure, in reply order: totals, then per kind, then server figures.
-pub fn fields() -> Vec<(String, Figure)> {
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let per_kind: Vec<(Kind, [u64; 4])> = Kind::ALL
+/// Every figure, in reply order: totals, then per kind, then server
+/// figures. `keys` counts the live entries of database `db`, or of every
+/// database when `None` (INFO has no selected database).
+pub fn fields(db: Option<i32>) -> Vec<(String, Figure)> {
+    const NAMES: [&str; 6] = ["hits", "misses", "sets", "invalidated", "expired", "evicted"];
+    let per_kind: Vec<(Kind, [u64; 6], i64)> = Kind::ALL
         .iter()
         .map(|&kind| {
-            let c = counters(kind);
-            (
-                kind,
-                [
-                    load(&c.hits),
-                    load(&c.misses),
-                    load(&c.sets),
-                    load(&c.invalidated),
-                ],
-            )
+            let counts = counters(kind).all().map(|c| c.load(Ordering::Relaxed));
+            let keys = db.map_or_else(|| keycount::keys_everywhere(kind), |db| keycount::keys(db, kind));
+            (kind, counts, keys)
         })
         .collect();
-    let total = |i: usize| per_kind.iter().filter_map(|(_, v)| v.get(i)).sum::<u64>();
-    let (hits, misses, sets, invalidated) = (total(0), total(1), total(2), total(3));
+    let mut totals = [0u64; 6];
+    for (_, counts, _) in &per_kind {
+        for (total, count) in totals.iter_mut().zip(counts) {
+            *total += count;
+        }
+    }
+    let total_keys = per_kind.iter().map(|(_, _, keys)| keys).sum::<i64>();
 
-    let mut out = vec![
-        ("hits".to_string(), int(hits)),
-        ("misses".to_string(), int(misses)),
-        ("hit_ratio".to_string(), ratio(hits, misses)),
-        ("sets".to_string(), int(sets)),
-        ("invalidated".to_string(), int(invalidated)),
-    ];
-    for (kind, [h, m, s, i]) in per_kind {
-        let name = kind.stats_name();
-        out.push((format!("{name}_hits"), int(h)));
-        out.push((format!("{name}_misses"), int(m)));
-        out.push((format!("{name}_hit_ratio"), ratio(h, m)));
-        out.push((format!("{name}_sets"), int(s)));
-        out.push((format!("{name}_invalidated"), int(i)));
+    let mut out = Vec::new();
+    let mut push_group = |prefix: &str, counts: &[u64; 6], keys: i64| {
+        let [hits, misses, ..] = *counts;
+        for (i, (name, count)) in NAMES.iter().zip(counts).enumerate() {
+            out.push((format!("{prefix}{name}"), int(*count)));
+            if i == 1 {
+                out.push((format!("{prefix}hit_ratio"), ratio(hits, misses)));
+            }
+        }
+        out.push((format!("{prefix}keys"), Figure::Int(keys)));
+    };
+    push_group("", &totals, total_keys);
+    for (kind, counts, keys) in &per_kind {
+        push_group(&format!("{}_", kind.stats_name()), counts, *keys);
     }
     out.push((
         "connected_clients".to_string(),
@@ -147,10 +158,7 @@ pub fn fields() -> Vec<(String, Figure)> {
         ("matrix_ttl", Kind::Matrix),
         ("pattern_ttl", Kind::Pattern),
     ] {
-        out.push((
-            field.to_string(),
-            Figure::Int(config::default_ttl_secs(kind)),
-        ));
+        out.push((field.to_string(), Figure::Int(config::default_ttl_secs(kind))));
     }
     out.push((
         "max_json_bytes".to_string(),
@@ -165,10 +173,7 @@ pub fn fields() -> Vec<(String, Figure)> {
 
 /// A field of one `INFO` section, read through the module API. The context
 /// may be null (it only serves automatic memory), so INFO callbacks can use it.
-fn server_field<T>(
-    section: &CStr,
-    read: impl FnOnce(*mut raw::RedisModuleServerInfoData) -> T,
-) -> Option<T> {
+fn server_field<T>(section: &CStr, read: impl FnOnce(*mut raw::RedisModuleServerInfoData) -> T) -> Option<T> {
     // SAFETY: null context is allowed; the data is freed below.
     let data = unsafe { raw::RedisModule_GetServerInfo?(std::ptr::null_mut(), section.as_ptr()) };
     if data.is_null() {
@@ -183,10 +188,7 @@ fn server_int(section: &CStr, field: &CStr) -> i64 {
     server_field(section, |data| {
         let mut err = 0;
         // SAFETY: data is live until freed by server_field.
-        unsafe {
-            raw::RedisModule_ServerInfoGetFieldSigned
-                .map_or(0, |f| f(data, field.as_ptr(), &mut err))
-        }
+        unsafe { raw::RedisModule_ServerInfoGetFieldSigned.map_or(0, |f| f(data, field.as_ptr(), &mut err)) }
     })
     .unwrap_or(0)
 }
@@ -194,16 +196,12 @@ fn server_int(section: &CStr, field: &CStr) -> i64 {
 fn server_text(section: &CStr, field: &CStr) -> String {
     server_field(section, |data| {
         // SAFETY: the returned C string lives as long as data.
-        let ptr: *const c_char = unsafe {
-            raw::RedisModule_ServerInfoGetFieldC
-                .map_or(std::ptr::null(), |f| f(data, field.as_ptr()))
-        };
+        let ptr: *const c_char =
+            unsafe { raw::RedisModule_ServerInfoGetFieldC.map_or(std::ptr::null(), |f| f(data, field.as_ptr())) };
         if ptr.is_null() {
             String::new()
         } else {
-            unsafe { CStr::from_ptr(ptr) }
-                .to_string_lossy()
-                .into_owned()
+            unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
         }
     })
     .unwrap_or_default()
@@ -212,20 +210,19 @@ fn server_text(section: &CStr, field: &CStr) -> String {
 /// `WARGAMING.STATS`: a map in RESP3, a flat field-value array in RESP2.
 pub fn reply(ctx: &Context) -> RedisResult {
     let raw_ctx = ctx.get_raw();
-    let fields = fields();
-    let reply_map =
-        unsafe { raw::RedisModule_ReplyWithMap }.ok_or(RedisError::Str(crate::errors::INTERNAL))?;
+    let fields = fields(Some(store::selected_db(ctx)));
+    let reply_map = unsafe { raw::RedisModule_ReplyWithMap }.ok_or(RedisError::Str(crate::errors::INTERNAL))?;
     // SAFETY: a map header followed by exactly 2 * len replies.
     unsafe {
         reply_map(raw_ctx, fields.len() as std::os::raw::c_long);
         for (name, figure) in &fields {
-            raw::RedisModule_ReplyWithStringBuffer
-                .map(|f| f(raw_ctx, name.as_ptr().cast(), name.len()));
+            raw::RedisModule_ReplyWithStringBuffer.map(|f| f(raw_ctx, name.as_ptr().cast(), name.len()));
             match figure {
                 Figure::Int(v) => raw::RedisModule_ReplyWithLongLong.map(|f| f(raw_ctx, *v)),
                 Figure::Ratio(v) => raw::RedisModule_ReplyWithDouble.map(|f| f(raw_ctx, *v)),
-                Figure::Text(v) => raw::RedisModule_ReplyWithStringBuffer
-                    .map(|f| f(raw_ctx, v.as_ptr().cast(), v.len())),
+                Figure::Text(v) => {
+                    raw::RedisModule_ReplyWithStringBuffer.map(|f| f(raw_ctx, v.as_ptr().cast(), v.len()))
+                }
             };
         }
     }
@@ -237,7 +234,7 @@ pub fn reply(ctx: &Context) -> RedisResult {
 pub fn info(ctx: &InfoContext) {
     // No name: Redis titles the section with the module name, `# wargaming`.
     ctx.add_info_section(None);
-    for (name, figure) in fields() {
+    for (name, figure) in fields(None) {
         match figure {
             Figure::Int(v) => ctx.add_info_field_long_long(&name, v),
             Figure::Ratio(v) => ctx.add_info_field_str(&name, &format!("{v:.6}")),

@@ -14,7 +14,7 @@ use std::ptr::NonNull;
 
 use redis_module::{raw, Context, RedisError, RedisString};
 
-use crate::{args, errors, invalidate, keys};
+use crate::{args, errors, invalidate, keycount, keys};
 
 /// A raw API function, or an internal error if the server lacks it.
 macro_rules! api {
@@ -119,21 +119,18 @@ pub fn exists(ctx: &Context, name: &RedisString) -> Result<bool, RedisError> {
 /// Stores `value` under `name` with a TTL, replacing whatever the key held
 /// (as `SET` does), then propagates `SET name value PXAT <abs>` and fires
 /// `set` and `expire`, as `SET ... PX` does.
-pub fn set(
-    ctx: &Context,
-    name: &RedisString,
-    value: &RedisString,
-    ttl_ms: i64,
-) -> Result<(), RedisError> {
+pub fn set(ctx: &Context, name: &RedisString, value: &RedisString, ttl_ms: i64) -> Result<(), RedisError> {
     // SAFETY: plain clock read.
     let now_ms = unsafe { api!(RedisModule_Milliseconds)?() };
     let expire_at = args::expire_at_ms(now_ms, ttl_ms).map_err(RedisError::Str)?;
     invalidate::before_overwrite(ctx, name);
     {
-        let key =
-            OpenKey::open(ctx, name, READ | WRITE)?.ok_or(RedisError::Str(errors::INTERNAL))?;
+        let key = OpenKey::open(ctx, name, READ | WRITE)?.ok_or(RedisError::Str(errors::INTERNAL))?;
+        // RM_StringSet deletes an existing value silently and fires `new`.
+        keycount::expect_overwrite(key.key_type()? != KEYTYPE_EMPTY);
         // SAFETY: the key is open for write; Redis takes its own reference to `value`.
         let stored = unsafe { api!(RedisModule_StringSet)?(key.ptr.as_ptr(), value.inner) };
+        keycount::expect_overwrite(false);
         let expiring = unsafe { api!(RedisModule_SetAbsExpire)?(key.ptr.as_ptr(), expire_at) };
         if stored != OK || expiring != OK {
             return Err(RedisError::Str(errors::INTERNAL));
@@ -196,15 +193,7 @@ pub fn announce_deleted(ctx: &Context, deleted: &[&RedisString]) -> Result<(), R
     let argv: Vec<*mut raw::RedisModuleString> = deleted.iter().map(|name| name.inner).collect();
     let replicate = api!(RedisModule_Replicate)?;
     // SAFETY: "v" takes an array of module strings and its length.
-    unsafe {
-        replicate(
-            ctx.get_raw(),
-            c"DEL".as_ptr(),
-            c"v".as_ptr(),
-            argv.as_ptr(),
-            argv.len(),
-        )
-    };
+    unsafe { replicate(ctx.get_raw(), c"DEL".as_ptr(), c"v".as_ptr(), argv.as_ptr(), argv.len()) };
     for name in deleted {
         signal_declared_key(ctx, name)?;
         notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"del", name)?;
@@ -228,10 +217,68 @@ fn signal_declared_key(ctx: &Context, name: &RedisString) -> Result<(), RedisErr
 
 fn notify(ctx: &Context, class: c_int, event: &CStr, name: &RedisString) -> Result<(), RedisError> {
     // SAFETY: the event name is a static C string; the key name is live.
-    unsafe {
-        api!(RedisModule_NotifyKeyspaceEvent)?(ctx.get_raw(), class, event.as_ptr(), name.inner)
-    };
+    unsafe { api!(RedisModule_NotifyKeyspaceEvent)?(ctx.get_raw(), class, event.as_ptr(), name.inner) };
     Ok(())
+}
+
+/// A keyspace scan cursor (RM_Scan) over the selected database.
+pub struct ScanCursor(NonNull<raw::RedisModuleScanCursor>);
+
+impl ScanCursor {
+    pub fn new() -> Result<Self, RedisError> {
+        // SAFETY: creates a fresh cursor, destroyed on drop.
+        let cursor = unsafe { api!(RedisModule_ScanCursorCreate)?() };
+        NonNull::new(cursor).map(Self).ok_or(RedisError::Str(errors::INTERNAL))
+    }
+}
+
+impl Drop for ScanCursor {
+    fn drop(&mut self) {
+        // SAFETY: destroyed exactly once.
+        if let Some(destroy) = unsafe { raw::RedisModule_ScanCursorDestroy } {
+            unsafe { destroy(self.0.as_ptr()) };
+        }
+    }
+}
+
+/// One RM_Scan step: `visit` sees the name of each key in one bucket.
+/// Returns false once the scan is complete. Every key present for the whole
+/// scan is seen at least once. `visit` must not touch the keyspace (deleting
+/// other keys during a step is unsafe): collect names, act after the step.
+pub fn scan_step<F: FnMut(&[u8])>(ctx: &Context, cursor: &ScanCursor, visit: &mut F) -> bool {
+    extern "C" fn trampoline<F: FnMut(&[u8])>(
+        _ctx: *mut raw::RedisModuleCtx,
+        name: *mut raw::RedisModuleString,
+        _key: *mut raw::RedisModuleKey,
+        data: *mut std::ffi::c_void,
+    ) {
+        // No unwinding across Redis's frames.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: data is the closure passed below, alive for the call.
+            let visit = unsafe { &mut *data.cast::<F>() };
+            visit(RedisString::string_as_slice(name));
+        }));
+    }
+    let Some(scan) = (unsafe { raw::RedisModule_Scan }) else {
+        return false;
+    };
+    // SAFETY: the closure outlives the call; the cursor is live.
+    unsafe {
+        scan(
+            ctx.get_raw(),
+            cursor.0.as_ptr(),
+            Some(trampoline::<F>),
+            (visit as *mut F).cast(),
+        ) != 0
+    }
+}
+
+/// Visits every key name of the selected database in one go (for counting
+/// at load time, not for request paths).
+pub fn scan_all<F: FnMut(&[u8])>(ctx: &Context, mut visit: F) {
+    if let Ok(cursor) = ScanCursor::new() {
+        while scan_step(ctx, &cursor, &mut visit) {}
+    }
 }
 
 /// The database the calling client (or timer) has selected.

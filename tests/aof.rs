@@ -65,10 +65,7 @@ fn aof_restart_restores_keys_and_expiry_with_and_without_the_module() {
     // INVALIDATE ALL deletions are in the AOF too.
     server.restart(aof(Config::default()));
     let mut con = server.connection();
-    let n: i64 = redis::cmd("WARGAMING.INVALIDATE")
-        .arg("ALL")
-        .query(&mut con)
-        .unwrap();
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut con).unwrap();
     assert_eq!(n, 19);
     let after = snapshot(&mut con);
     assert_eq!(after.len(), 2);

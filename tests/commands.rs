@@ -50,23 +50,14 @@ fn setpred_getpred_round_trip_exact_bytes_with_default_ttl() {
         .query(&mut con)
         .unwrap();
     assert_eq!(ok, "OK");
-    let got: Vec<u8> = redis::cmd("WARGAMING.GETPRED")
-        .arg("apv_001")
-        .query(&mut con)
-        .unwrap();
+    let got: Vec<u8> = redis::cmd("WARGAMING.GETPRED").arg("apv_001").query(&mut con).unwrap();
     assert_eq!(got, PRED.as_bytes());
     // Plain GET sees the same plain string.
-    let raw: Vec<u8> = redis::cmd("GET")
-        .arg(pred_key("apv_001"))
-        .query(&mut con)
-        .unwrap();
+    let raw: Vec<u8> = redis::cmd("GET").arg(pred_key("apv_001")).query(&mut con).unwrap();
     assert_eq!(raw, PRED.as_bytes());
     let ttl = pttl(&mut con, &pred_key("apv_001"));
     assert!((86_399_000..=86_400_000).contains(&ttl), "{ttl}");
-    let missing: Option<Vec<u8>> = redis::cmd("WARGAMING.GETPRED")
-        .arg("nope")
-        .query(&mut con)
-        .unwrap();
+    let missing: Option<Vec<u8>> = redis::cmd("WARGAMING.GETPRED").arg("nope").query(&mut con).unwrap();
     assert_eq!(missing, None);
 }
 
@@ -80,10 +71,7 @@ fn values_are_stored_byte_for_byte() {
         .arg(odd)
         .exec(&mut con)
         .unwrap();
-    let got: Vec<u8> = redis::cmd("WARGAMING.GETPRED")
-        .arg("odd")
-        .query(&mut con)
-        .unwrap();
+    let got: Vec<u8> = redis::cmd("WARGAMING.GETPRED").arg("odd").query(&mut con).unwrap();
     assert_eq!(got, odd.as_bytes());
     // Ids may hold any bytes but braces and controls, UTF-8 or not.
     let id: &[u8] = b"CVE-2024/\xc3\xa9:\xff x";
@@ -92,10 +80,7 @@ fn values_are_stored_byte_for_byte() {
         .arg("{}")
         .exec(&mut con)
         .unwrap();
-    let got: Vec<u8> = redis::cmd("WARGAMING.GETPRED")
-        .arg(id)
-        .query(&mut con)
-        .unwrap();
+    let got: Vec<u8> = redis::cmd("WARGAMING.GETPRED").arg(id).query(&mut con).unwrap();
     assert_eq!(got, b"{}");
     let mut key = b"wargaming:ml_pred:{".to_vec();
     key.extend_from_slice(id);
@@ -153,10 +138,7 @@ fn kinds_have_their_own_default_ttls_and_keys() {
         .unwrap();
     assert_eq!(got, br#"{"tp": 5}"#);
     // The same id in another kind is another key.
-    let none: Option<String> = redis::cmd("WARGAMING.GETPRED")
-        .arg("model-v2")
-        .query(&mut con)
-        .unwrap();
+    let none: Option<String> = redis::cmd("WARGAMING.GETPRED").arg("model-v2").query(&mut con).unwrap();
     assert_eq!(none, None);
 
     let pattern = r#"{"cwe": "CWE-79", "sink": "innerHTML"}"#;
@@ -167,15 +149,8 @@ fn kinds_have_their_own_default_ttls_and_keys() {
     assert_eq!(hash, python_hash(pattern));
     let ttl = pttl(&mut con, &pattern_key(&hash));
     assert!((43_199_000..=43_200_000).contains(&ttl), "{ttl}");
-    let got: Vec<u8> = redis::cmd("WARGAMING.GETPATTERN")
-        .arg(&hash)
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(
-        got,
-        pattern.as_bytes(),
-        "patterns are stored exactly as sent"
-    );
+    let got: Vec<u8> = redis::cmd("WARGAMING.GETPATTERN").arg(&hash).query(&mut con).unwrap();
+    assert_eq!(got, pattern.as_bytes(), "patterns are stored exactly as sent");
 }
 
 #[test]
@@ -201,10 +176,7 @@ fn hashpattern_matches_python_and_nostore_stores_nothing() {
         .arg("{ \"b\" : [1, 2.0], \"a\" : \"\\u00e9\" }")
         .query(&mut con)
         .unwrap();
-    assert_eq!(
-        (h1.as_str(), h2.as_str()),
-        (expected.as_str(), expected.as_str())
-    );
+    assert_eq!((h1.as_str(), h2.as_str()), (expected.as_str(), expected.as_str()));
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(dbsize, 1);
 }
@@ -223,26 +195,15 @@ fn python_hash(text: &str) -> String {
 fn writes_replace_whatever_the_key_held() {
     let server = Server::start();
     let mut con = server.connection();
-    redis::cmd("SET")
-        .arg(pred_key("a"))
-        .arg("old")
-        .exec(&mut con)
-        .unwrap();
-    redis::cmd("RPUSH")
-        .arg(pred_key("b"))
-        .arg("x")
-        .exec(&mut con)
-        .unwrap();
+    redis::cmd("SET").arg(pred_key("a")).arg("old").exec(&mut con).unwrap();
+    redis::cmd("RPUSH").arg(pred_key("b")).arg("x").exec(&mut con).unwrap();
     for id in ["a", "b"] {
         redis::cmd("WARGAMING.SETPRED")
             .arg(id)
             .arg(r#"{"new":1}"#)
             .exec(&mut con)
             .unwrap();
-        let got: String = redis::cmd("WARGAMING.GETPRED")
-            .arg(id)
-            .query(&mut con)
-            .unwrap();
+        let got: String = redis::cmd("WARGAMING.GETPRED").arg(id).query(&mut con).unwrap();
         assert_eq!(got, r#"{"new":1}"#);
     }
 }
@@ -251,16 +212,8 @@ fn writes_replace_whatever_the_key_held() {
 fn getters_refuse_non_strings_with_wrongtype() {
     let server = Server::start();
     let mut con = server.connection();
-    redis::cmd("RPUSH")
-        .arg(pred_key("l"))
-        .arg("x")
-        .exec(&mut con)
-        .unwrap();
-    redis::cmd("SADD")
-        .arg(matrix_key("s"))
-        .arg("x")
-        .exec(&mut con)
-        .unwrap();
+    redis::cmd("RPUSH").arg(pred_key("l")).arg("x").exec(&mut con).unwrap();
+    redis::cmd("SADD").arg(matrix_key("s")).arg("x").exec(&mut con).unwrap();
     redis::cmd("HSET")
         .arg(pattern_key("0123456789abcdef"))
         .arg("f")
@@ -295,10 +248,7 @@ fn arity_errors_name_the_command() {
         let e = error_of(&mut con, cmd, &args);
         assert_eq!(
             e,
-            format!(
-                "ERR wrong number of arguments for '{}' command",
-                cmd.to_lowercase()
-            ),
+            format!("ERR wrong number of arguments for '{}' command", cmd.to_lowercase()),
             "{cmd} {args:?}"
         );
     }
@@ -314,23 +264,13 @@ fn id_rules_are_enforced_and_named() {
         (long.as_str(), "ERR invalid id: longer than 512 bytes"),
         ("a{b", "ERR invalid id: must not contain '{' or '}'"),
         ("a}b", "ERR invalid id: must not contain '{' or '}'"),
-        (
-            "a\nb",
-            "ERR invalid id: must not contain ASCII control characters",
-        ),
-        (
-            "a\x7f",
-            "ERR invalid id: must not contain ASCII control characters",
-        ),
+        ("a\nb", "ERR invalid id: must not contain ASCII control characters"),
+        ("a\x7f", "ERR invalid id: must not contain ASCII control characters"),
         ("all", "ERR invalid id: 'ALL' is reserved"),
     ];
     for (id, expected) in cases {
         for cmd in ["WARGAMING.SETPRED", "WARGAMING.SETMATRIX"] {
-            assert_eq!(
-                error_of(&mut con, cmd, &[id, "{}"]),
-                expected,
-                "{cmd} {id:?}"
-            );
+            assert_eq!(error_of(&mut con, cmd, &[id, "{}"]), expected, "{cmd} {id:?}");
         }
         for cmd in ["WARGAMING.GETPRED", "WARGAMING.GETMATRIX"] {
             assert_eq!(error_of(&mut con, cmd, &[id]), expected, "{cmd} {id:?}");
@@ -345,12 +285,7 @@ fn id_rules_are_enforced_and_named() {
         error_of(&mut con, "WARGAMING.SETPRED", &["a\0b", "{}"]),
         "ERR invalid id: must not contain ASCII control characters"
     );
-    for bad in [
-        "0123456789ABCDEF",
-        "0123",
-        "0123456789abcdefa",
-        "zzzzzzzzzzzzzzzz",
-    ] {
+    for bad in ["0123456789ABCDEF", "0123", "0123456789abcdefa", "zzzzzzzzzzzzzzzz"] {
         assert_eq!(
             error_of(&mut con, "WARGAMING.GETPATTERN", &[bad]),
             "ERR invalid pattern hash: must be 16 lowercase hex digits"
@@ -381,36 +316,20 @@ fn option_errors_and_refused_writes_write_nothing() {
             vec!["PX", "-1"],
             "ERR invalid expire time: EX/PX must be a positive integer",
         ),
-        (
-            vec!["EX", "abc"],
-            "ERR value is not an integer or out of range",
-        ),
-        (
-            vec!["EX", "1.5"],
-            "ERR value is not an integer or out of range",
-        ),
+        (vec!["EX", "abc"], "ERR value is not an integer or out of range"),
+        (vec!["EX", "1.5"], "ERR value is not an integer or out of range"),
         (vec!["EX"], "ERR syntax error"),
         (vec!["EX", "1", "PX", "1000"], "ERR syntax error"),
         (vec!["KEEPTTL"], "ERR syntax error"),
         (vec!["NOSTORE"], "ERR syntax error"),
-        (
-            vec!["EX", "9223372036854775807"],
-            "ERR invalid expire time: too large",
-        ),
-        (
-            vec!["PX", "9223372036854775807"],
-            "ERR invalid expire time: too large",
-        ),
+        (vec!["EX", "9223372036854775807"], "ERR invalid expire time: too large"),
+        (vec!["PX", "9223372036854775807"], "ERR invalid expire time: too large"),
     ];
     for (options, expected) in &cases {
         for cmd in ["WARGAMING.SETPRED", "WARGAMING.SETMATRIX"] {
             let mut args = vec!["id", "{}"];
             args.extend(options);
-            assert_eq!(
-                error_of(&mut con, cmd, &args),
-                *expected,
-                "{cmd} {options:?}"
-            );
+            assert_eq!(error_of(&mut con, cmd, &args), *expected, "{cmd} {options:?}");
         }
         if options != &vec!["NOSTORE"] {
             let mut args = vec!["{}"];
@@ -423,19 +342,11 @@ fn option_errors_and_refused_writes_write_nothing() {
         }
     }
     assert_eq!(
-        error_of(
-            &mut con,
-            "WARGAMING.HASHPATTERN",
-            &["{}", "NOSTORE", "EX", "5"]
-        ),
+        error_of(&mut con, "WARGAMING.HASHPATTERN", &["{}", "NOSTORE", "EX", "5"]),
         "ERR EX/PX cannot be combined with NOSTORE"
     );
     assert_eq!(
-        error_of(
-            &mut con,
-            "WARGAMING.HASHPATTERN",
-            &["{}", "NOSTORE", "NOSTORE"]
-        ),
+        error_of(&mut con, "WARGAMING.HASHPATTERN", &["{}", "NOSTORE", "NOSTORE"]),
         "ERR syntax error"
     );
     // An existing value survives a refused overwrite.
@@ -447,19 +358,12 @@ fn option_errors_and_refused_writes_write_nothing() {
     let before = pttl(&mut con, &pred_key("keep"));
     error_of(&mut con, "WARGAMING.SETPRED", &["keep", "{bad", "EX", "5"]);
     error_of(&mut con, "WARGAMING.SETPRED", &["keep", "{}", "EX", "0"]);
-    let got: String = redis::cmd("WARGAMING.GETPRED")
-        .arg("keep")
-        .query(&mut con)
-        .unwrap();
+    let got: String = redis::cmd("WARGAMING.GETPRED").arg("keep").query(&mut con).unwrap();
     assert_eq!(got, r#"{"v":1}"#);
     assert!(pttl(&mut con, &pred_key("keep")) <= before);
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(dbsize, 1);
-    assert_eq!(
-        stat_int(&mut con, "sets"),
-        1,
-        "refused writes are not counted"
-    );
+    assert_eq!(stat_int(&mut con, "sets"), 1, "refused writes are not counted");
 }
 
 #[test]
@@ -510,10 +414,7 @@ fn json_values_must_be_one_valid_object_within_the_limit() {
         error_of(&mut con, "WARGAMING.HASHPATTERN", &[r#"{"a":12345}"#]),
         "ERR JSON value larger than wargaming.max-json-bytes"
     );
-    let got: String = redis::cmd("WARGAMING.GETPRED")
-        .arg("a")
-        .query(&mut con)
-        .unwrap();
+    let got: String = redis::cmd("WARGAMING.GETPRED").arg("a").query(&mut con).unwrap();
     assert_eq!(got, r#"{"a":123}"#);
 }
 
@@ -551,10 +452,7 @@ fn invalidate_counts_live_keys_only() {
         .query(&mut con)
         .unwrap();
     assert_eq!(n, 2);
-    let left: Vec<String> = redis::cmd("KEYS")
-        .arg("wargaming:*")
-        .query(&mut con)
-        .unwrap();
+    let left: Vec<String> = redis::cmd("KEYS").arg("wargaming:*").query(&mut con).unwrap();
     assert_eq!(left, vec![pred_key("c")]);
     // INVALIDATE touches predictions only.
     redis::cmd("WARGAMING.SETMATRIX")
@@ -562,15 +460,9 @@ fn invalidate_counts_live_keys_only() {
         .arg("{}")
         .exec(&mut con)
         .unwrap();
-    let n: i64 = redis::cmd("WARGAMING.INVALIDATE")
-        .arg("c")
-        .query(&mut con)
-        .unwrap();
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("c").query(&mut con).unwrap();
     assert_eq!(n, 1);
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(matrix_key("c"))
-        .query(&mut con)
-        .unwrap();
+    let exists: i64 = redis::cmd("EXISTS").arg(matrix_key("c")).query(&mut con).unwrap();
     assert_eq!(exists, 1);
     assert_eq!(stat_int(&mut con, "ml_pred_invalidated"), 3);
 }
@@ -587,10 +479,7 @@ fn invalidate_all_deletes_every_prediction_and_nothing_else() {
             .ignore();
     }
     for i in 0..50 {
-        pipe.cmd("WARGAMING.SETMATRIX")
-            .arg(format!("m{i}"))
-            .arg("{}")
-            .ignore();
+        pipe.cmd("WARGAMING.SETMATRIX").arg(format!("m{i}")).arg("{}").ignore();
         pipe.cmd("SET").arg(format!("other:{i}")).arg("x").ignore();
         pipe.cmd("SET")
             .arg(format!("wargaming:ml_pred:x{i}"))
@@ -598,22 +487,13 @@ fn invalidate_all_deletes_every_prediction_and_nothing_else() {
             .ignore();
     }
     pipe.exec(&mut con).unwrap();
-    let n: i64 = redis::cmd("WARGAMING.INVALIDATE")
-        .arg("ALL")
-        .query(&mut con)
-        .unwrap();
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut con).unwrap();
     assert_eq!(n, 5000);
     let left: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(left, 150);
-    let preds: Vec<String> = redis::cmd("KEYS")
-        .arg("wargaming:ml_pred:{*")
-        .query(&mut con)
-        .unwrap();
+    let preds: Vec<String> = redis::cmd("KEYS").arg("wargaming:ml_pred:{*").query(&mut con).unwrap();
     assert!(preds.is_empty());
-    let n: i64 = redis::cmd("WARGAMING.INVALIDATE")
-        .arg("all")
-        .query(&mut con)
-        .unwrap();
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("all").query(&mut con).unwrap();
     assert_eq!(n, 0);
     // Other databases are untouched.
     redis::cmd("SELECT").arg(1).exec(&mut con).unwrap();
@@ -628,16 +508,10 @@ fn invalidate_all_deletes_every_prediction_and_nothing_else() {
         .arg("{}")
         .exec(&mut con)
         .unwrap();
-    let n: i64 = redis::cmd("WARGAMING.INVALIDATE")
-        .arg("ALL")
-        .query(&mut con)
-        .unwrap();
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut con).unwrap();
     assert_eq!(n, 1);
     redis::cmd("SELECT").arg(1).exec(&mut con).unwrap();
-    let got: Option<String> = redis::cmd("WARGAMING.GETPRED")
-        .arg("db1")
-        .query(&mut con)
-        .unwrap();
+    let got: Option<String> = redis::cmd("WARGAMING.GETPRED").arg("db1").query(&mut con).unwrap();
     assert_eq!(got.as_deref(), Some("{}"));
 }
 
@@ -688,29 +562,17 @@ fn stats_count_hits_misses_sets_per_kind_and_reset() {
         .arg("{}")
         .exec(&mut con)
         .unwrap();
-    let hash: String = redis::cmd("WARGAMING.HASHPATTERN")
-        .arg("{}")
-        .query(&mut con)
-        .unwrap();
+    let hash: String = redis::cmd("WARGAMING.HASHPATTERN").arg("{}").query(&mut con).unwrap();
     redis::cmd("WARGAMING.HASHPATTERN")
         .arg("{}")
         .arg("NOSTORE")
         .exec(&mut con)
         .unwrap();
     for id in ["a", "a", "a", "b"] {
-        redis::cmd("WARGAMING.GETPRED")
-            .arg(id)
-            .exec(&mut con)
-            .unwrap();
+        redis::cmd("WARGAMING.GETPRED").arg(id).exec(&mut con).unwrap();
     }
-    redis::cmd("WARGAMING.GETMATRIX")
-        .arg("zz")
-        .exec(&mut con)
-        .unwrap();
-    redis::cmd("WARGAMING.GETPATTERN")
-        .arg(&hash)
-        .exec(&mut con)
-        .unwrap();
+    redis::cmd("WARGAMING.GETMATRIX").arg("zz").exec(&mut con).unwrap();
+    redis::cmd("WARGAMING.GETPATTERN").arg(&hash).exec(&mut con).unwrap();
     // Plain GETs are not the module's business.
     redis::cmd("GET").arg(pred_key("a")).exec(&mut con).unwrap();
     assert_eq!(stat_int(&mut con, "hits"), 4);
@@ -727,25 +589,13 @@ fn stats_count_hits_misses_sets_per_kind_and_reset() {
     assert_eq!(stat_int(&mut con, "confusion_sets"), 1);
     assert_eq!(stat_int(&mut con, "vuln_pattern_hits"), 1);
     assert_eq!(stat_int(&mut con, "vuln_pattern_sets"), 1);
-    let ok: String = redis::cmd("WARGAMING.STATS")
-        .arg("reset")
-        .query(&mut con)
-        .unwrap();
+    let ok: String = redis::cmd("WARGAMING.STATS").arg("reset").query(&mut con).unwrap();
     assert_eq!(ok, "OK");
-    for field in [
-        "hits",
-        "misses",
-        "sets",
-        "ml_pred_hits",
-        "vuln_pattern_sets",
-    ] {
+    for field in ["hits", "misses", "sets", "ml_pred_hits", "vuln_pattern_sets"] {
         assert_eq!(stat_int(&mut con, field), 0, "{field}");
     }
     assert_eq!(stat_float(&mut con, "hit_ratio"), 0.0);
-    assert_eq!(
-        error_of(&mut con, "WARGAMING.STATS", &["CLEAR"]),
-        "ERR syntax error"
-    );
+    assert_eq!(error_of(&mut con, "WARGAMING.STATS", &["CLEAR"]), "ERR syntax error");
 }
 
 #[test]
@@ -781,18 +631,9 @@ fn stats_is_a_map_in_resp3_and_a_flat_array_in_resp2() {
         panic!("RESP3 reply is not a map: {map:?}")
     };
     assert_eq!(pairs.len() * 2, items.len());
-    assert_eq!(
-        pairs[0],
-        (Value::BulkString(b"hits".to_vec()), Value::Int(0))
-    );
-    assert_eq!(
-        pairs[2],
-        (Value::BulkString(b"hit_ratio".to_vec()), Value::Double(0.0))
-    );
-    let names: Vec<String> = pairs
-        .iter()
-        .map(|(k, _)| redis::from_redis_value(k).unwrap())
-        .collect();
+    assert_eq!(pairs[0], (Value::BulkString(b"hits".to_vec()), Value::Int(0)));
+    assert_eq!(pairs[2], (Value::BulkString(b"hit_ratio".to_vec()), Value::Double(0.0)));
+    let names: Vec<String> = pairs.iter().map(|(k, _)| redis::from_redis_value(k).unwrap()).collect();
     for field in [
         "hits",
         "misses",
@@ -821,18 +662,12 @@ fn stats_is_a_map_in_resp3_and_a_flat_array_in_resp2() {
 fn info_has_a_wargaming_section() {
     let server = Server::start();
     let mut con = server.connection();
-    redis::cmd("WARGAMING.GETPRED")
-        .arg("x")
-        .exec(&mut con)
-        .unwrap();
+    redis::cmd("WARGAMING.GETPRED").arg("x").exec(&mut con).unwrap();
     let info: String = redis::cmd("INFO").arg("wargaming").query(&mut con).unwrap();
     assert!(info.contains("# wargaming"), "{info}");
     assert!(info.contains("wargaming_misses:1"), "{info}");
     assert!(info.contains("wargaming_ml_pred_misses:1"), "{info}");
-    let everything: String = redis::cmd("INFO")
-        .arg("everything")
-        .query(&mut con)
-        .unwrap();
+    let everything: String = redis::cmd("INFO").arg("everything").query(&mut con).unwrap();
     assert!(everything.contains("wargaming_hits:0"), "{everything}");
 }
 
@@ -841,29 +676,17 @@ fn command_table_declares_flags_and_keys() {
     let server = Server::start();
     let mut con = server.connection();
     let flags_of = |con: &mut redis::Connection, name: &str| -> Vec<String> {
-        let info: Vec<Vec<Value>> = redis::cmd("COMMAND")
-            .arg("INFO")
-            .arg(name)
-            .query(con)
-            .unwrap();
+        let info: Vec<Vec<Value>> = redis::cmd("COMMAND").arg("INFO").arg(name).query(con).unwrap();
         redis::from_redis_value(&info[0][2]).unwrap()
     };
-    for name in [
-        "wargaming.setpred",
-        "wargaming.setmatrix",
-        "wargaming.hashpattern",
-    ] {
+    for name in ["wargaming.setpred", "wargaming.setmatrix", "wargaming.hashpattern"] {
         let flags = flags_of(&mut con, name);
         assert!(
             flags.contains(&"write".to_string()) && flags.contains(&"denyoom".to_string()),
             "{name}: {flags:?}"
         );
     }
-    for name in [
-        "wargaming.getpred",
-        "wargaming.getmatrix",
-        "wargaming.getpattern",
-    ] {
+    for name in ["wargaming.getpred", "wargaming.getmatrix", "wargaming.getpattern"] {
         let flags = flags_of(&mut con, name);
         assert!(
             flags.contains(&"readonly".to_string()) && flags.contains(&"fast".to_string()),
@@ -899,18 +722,8 @@ fn command_table_declares_flags_and_keys() {
         .unwrap();
     assert_eq!(keys, vec!["a", "b"]);
     // INVALIDATE ALL and HASHPATTERN declare no key.
-    assert!(run(
-        &mut con,
-        "COMMAND",
-        &["GETKEYS", "WARGAMING.INVALIDATE", "ALL"]
-    )
-    .is_err());
-    assert!(run(
-        &mut con,
-        "COMMAND",
-        &["GETKEYS", "WARGAMING.HASHPATTERN", "{}"]
-    )
-    .is_err());
+    assert!(run(&mut con, "COMMAND", &["GETKEYS", "WARGAMING.INVALIDATE", "ALL"]).is_err());
+    assert!(run(&mut con, "COMMAND", &["GETKEYS", "WARGAMING.HASHPATTERN", "{}"]).is_err());
 }
 
 #[test]
@@ -941,14 +754,8 @@ fn oom_refuses_setters_but_not_invalidate_or_getters() {
         let e = error_of(&mut con, cmd, &args);
         assert!(e.starts_with("OOM "), "{cmd}: {e}");
     }
-    let got: String = redis::cmd("WARGAMING.GETPRED")
-        .arg("a")
-        .query(&mut con)
-        .unwrap();
+    let got: String = redis::cmd("WARGAMING.GETPRED").arg("a").query(&mut con).unwrap();
     assert_eq!(got, "{}");
-    let n: i64 = redis::cmd("WARGAMING.INVALIDATE")
-        .arg("a")
-        .query(&mut con)
-        .unwrap();
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("a").query(&mut con).unwrap();
     assert_eq!(n, 1);
 }

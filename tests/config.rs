@@ -4,11 +4,7 @@ mod common;
 use common::*;
 
 fn config_get(con: &mut redis::Connection, name: &str) -> String {
-    let pair: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg(name)
-        .query(con)
-        .unwrap();
+    let pair: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(con).unwrap();
     assert_eq!(pair.len(), 2, "{name}: {pair:?}");
     pair[1].clone()
 }
@@ -47,14 +43,8 @@ fn load_arguments_set_the_configs() {
     assert!((3_599_000..=3_600_000).contains(&ttl), "{ttl}");
     let ttl = pttl_after_set(&mut con, "WARGAMING.SETMATRIX", &matrix_key("id"));
     assert!((59_000..=60_000).contains(&ttl), "{ttl}");
-    let hash: String = redis::cmd("WARGAMING.HASHPATTERN")
-        .arg("{}")
-        .query(&mut con)
-        .unwrap();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(pattern_key(&hash))
-        .query(&mut con)
-        .unwrap();
+    let hash: String = redis::cmd("WARGAMING.HASHPATTERN").arg("{}").query(&mut con).unwrap();
+    let ttl: i64 = redis::cmd("PTTL").arg(pattern_key(&hash)).query(&mut con).unwrap();
     assert!((6_000..=7_000).contains(&ttl), "{ttl}");
 }
 

@@ -7,11 +7,7 @@ use std::time::Duration;
 use common::*;
 
 /// Collects keyevent notifications (event names and keys) until `quiet`.
-fn events_during(
-    server: &Server,
-    flags: &str,
-    action: impl FnOnce(&mut redis::Connection),
-) -> Vec<(String, String)> {
+fn events_during(server: &Server, flags: &str, action: impl FnOnce(&mut redis::Connection)) -> Vec<(String, String)> {
     let mut con = server.connection();
     redis::cmd("CONFIG")
         .arg("SET")
@@ -24,21 +20,12 @@ fn events_during(
     pubsub.psubscribe("__keyevent@0__:*").unwrap();
     action(&mut con);
     // A marker event tells us everything before it has been delivered.
-    redis::cmd("SET")
-        .arg("zz-marker")
-        .arg(1)
-        .exec(&mut con)
-        .unwrap();
-    pubsub
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    redis::cmd("SET").arg("zz-marker").arg(1).exec(&mut con).unwrap();
+    pubsub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut seen = Vec::new();
     loop {
         let msg = pubsub.get_message().unwrap();
-        let event = msg
-            .get_channel_name()
-            .trim_start_matches("__keyevent@0__:")
-            .to_string();
+        let event = msg.get_channel_name().trim_start_matches("__keyevent@0__:").to_string();
         let key: String = msg.get_payload().unwrap();
         if key == "zz-marker" {
             break;
@@ -68,11 +55,7 @@ fn setpred_fires_what_set_ex_fires() {
             .unwrap();
     });
     let module = events_during(&server, "KEA", |con| {
-        redis::cmd("WARGAMING.SETPRED")
-            .arg("m")
-            .arg("{}")
-            .exec(con)
-            .unwrap();
+        redis::cmd("WARGAMING.SETPRED").arg("m").arg("{}").exec(con).unwrap();
         redis::cmd("WARGAMING.SETPRED")
             .arg("m")
             .arg("{}")
@@ -81,14 +64,10 @@ fn setpred_fires_what_set_ex_fires() {
             .exec(con)
             .unwrap();
     });
-    let names =
-        |events: &[(String, String)]| events.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>();
+    let names = |events: &[(String, String)]| events.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>();
     assert_eq!(names(&native), vec!["set", "expire", "set", "expire"]);
     assert_eq!(names(&module), names(&native));
-    assert!(
-        module.iter().all(|(_, k)| k == &pred_key("m")),
-        "{module:?}"
-    );
+    assert!(module.iter().all(|(_, k)| k == &pred_key("m")), "{module:?}");
     // With `n`, key creation is announced once, like a native SET.
     let created = events_during(&server, "KEAn", |con| {
         redis::cmd("WARGAMING.SETMATRIX")
@@ -118,10 +97,7 @@ fn invalidate_fires_del_like_native_del() {
             .arg("b")
             .exec(con)
             .unwrap();
-        redis::cmd("WARGAMING.INVALIDATE")
-            .arg("ALL")
-            .exec(con)
-            .unwrap();
+        redis::cmd("WARGAMING.INVALIDATE").arg("ALL").exec(con).unwrap();
     });
     assert_eq!(
         events,
@@ -144,10 +120,7 @@ fn reads_fire_no_event() {
         .unwrap();
     let events = events_during(&server, "KEA", |con| {
         redis::cmd("WARGAMING.GETPRED").arg("a").exec(con).unwrap();
-        redis::cmd("WARGAMING.GETPRED")
-            .arg("nope")
-            .exec(con)
-            .unwrap();
+        redis::cmd("WARGAMING.GETPRED").arg("nope").exec(con).unwrap();
         redis::cmd("WARGAMING.HASHPATTERN")
             .arg("{}")
             .arg("NOSTORE")
@@ -159,11 +132,7 @@ fn reads_fire_no_event() {
 }
 
 /// Runs `interfere` between WATCH and EXEC; returns whether EXEC ran.
-fn exec_survives(
-    server: &Server,
-    key: &str,
-    interfere: impl FnOnce(&mut redis::Connection),
-) -> bool {
+fn exec_survives(server: &Server, key: &str, interfere: impl FnOnce(&mut redis::Connection)) -> bool {
     let mut watcher = server.connection();
     let mut other = server.connection();
     redis::cmd("WATCH").arg(key).exec(&mut watcher).unwrap();
@@ -192,10 +161,7 @@ fn writes_abort_watch_and_reads_do_not() {
         redis::cmd("WARGAMING.GETPRED").arg("w").exec(c).unwrap();
     }));
     assert!(exec_survives(&server, &pred_key("absent"), |c| {
-        redis::cmd("WARGAMING.INVALIDATE")
-            .arg("absent")
-            .exec(c)
-            .unwrap();
+        redis::cmd("WARGAMING.INVALIDATE").arg("absent").exec(c).unwrap();
     }));
     assert!(!exec_survives(&server, &key, |c| {
         redis::cmd("WARGAMING.SETPRED")
@@ -213,21 +179,14 @@ fn writes_abort_watch_and_reads_do_not() {
         .exec(&mut con)
         .unwrap();
     assert!(!exec_survives(&server, &key, |c| {
-        redis::cmd("WARGAMING.INVALIDATE")
-            .arg("ALL")
-            .exec(c)
-            .unwrap();
+        redis::cmd("WARGAMING.INVALIDATE").arg("ALL").exec(c).unwrap();
     }));
 }
 
 /// Turns on tracking (extra CLIENT TRACKING arguments), reads `t` with
 /// GETPRED, lets `change` run on another connection, and returns the keys
 /// the tracking connection was told to drop.
-fn invalidations(
-    server: &Server,
-    tracking: &[&str],
-    change: impl FnOnce(&mut redis::Connection),
-) -> Vec<String> {
+fn invalidations(server: &Server, tracking: &[&str], change: impl FnOnce(&mut redis::Connection)) -> Vec<String> {
     let mut con = server.connection_resp3();
     let mut writer = server.connection();
     redis::cmd("WARGAMING.SETPRED")
@@ -243,21 +202,14 @@ fn invalidations(
         .arg(tracking)
         .exec(&mut con)
         .unwrap();
-    redis::cmd("WARGAMING.GETPRED")
-        .arg("t")
-        .exec(&mut con)
-        .unwrap();
+    redis::cmd("WARGAMING.GETPRED").arg("t").exec(&mut con).unwrap();
     change(&mut writer);
     // Any reply lets the connection read what was pushed before it.
     redis::cmd("PING").exec(&mut con).unwrap();
     let mut keys = Vec::new();
     while let Ok(push) = rx.recv_timeout(Duration::from_millis(200)) {
         assert_eq!(push.kind, redis::PushKind::Invalidate, "{push:?}");
-        let lists: Vec<Vec<String>> = push
-            .data
-            .iter()
-            .map(|v| redis::from_redis_value(v).unwrap())
-            .collect();
+        let lists: Vec<Vec<String>> = push.data.iter().map(|v| redis::from_redis_value(v).unwrap()).collect();
         keys.extend(lists.into_iter().flatten());
     }
     keys
@@ -276,10 +228,7 @@ fn client_side_caching_hears_of_module_writes() {
     });
     assert_eq!(set, vec!["t"]);
     let deleted = invalidations(&server, &[], |c| {
-        redis::cmd("WARGAMING.INVALIDATE")
-            .arg("ALL")
-            .exec(c)
-            .unwrap();
+        redis::cmd("WARGAMING.INVALIDATE").arg("ALL").exec(c).unwrap();
     });
     assert_eq!(deleted, vec!["t"]);
     // Broadcasting mode with a prefix hears of the real keys.

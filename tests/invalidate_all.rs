@@ -73,10 +73,7 @@ fn start_invalidate_all(
 }
 
 fn pred_keys(con: &mut redis::Connection) -> Vec<String> {
-    let mut keys: Vec<String> = redis::cmd("KEYS")
-        .arg("wargaming:ml_pred:*")
-        .query(con)
-        .unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("wargaming:ml_pred:*").query(con).unwrap();
     keys.sort();
     keys
 }
@@ -84,9 +81,7 @@ fn pred_keys(con: &mut redis::Connection) -> Vec<String> {
 #[test]
 fn exact_semantics_under_concurrent_writers_readers_and_pings() {
     let master = Server::start();
-    let replica = Server::with(
-        Config::without_module().line(&format!("replicaof 127.0.0.1 {}", master.port)),
-    );
+    let replica = Server::with(Config::without_module().line(&format!("replicaof 127.0.0.1 {}", master.port)));
     let mut con = master.connection();
     seed_predictions(&mut con, "old_", OLD);
     seed_others(&mut con, OTHER);
@@ -119,10 +114,7 @@ fn exact_semantics_under_concurrent_writers_readers_and_pings() {
                     .arg(&value)
                     .exec(&mut c)
                     .unwrap();
-                let got: Option<String> = redis::cmd("WARGAMING.GETPRED")
-                    .arg(&id)
-                    .query(&mut c)
-                    .unwrap();
+                let got: Option<String> = redis::cmd("WARGAMING.GETPRED").arg(&id).query(&mut c).unwrap();
                 assert_eq!(
                     got.as_deref(),
                     Some(value.as_str()),
@@ -142,10 +134,7 @@ fn exact_semantics_under_concurrent_writers_readers_and_pings() {
             while !done.load(Ordering::Relaxed) {
                 // Ids the writer never touches (it overwrites multiples of 7 mod OLD only up to i*7).
                 let id = format!("old_{}", (i * 7919 + 1) % OLD);
-                let got: Option<String> = redis::cmd("WARGAMING.GETPRED")
-                    .arg(&id)
-                    .query(&mut c)
-                    .unwrap();
+                let got: Option<String> = redis::cmd("WARGAMING.GETPRED").arg(&id).query(&mut c).unwrap();
                 if let Some(v) = got {
                     assert!(
                         v.starts_with(r#"{"new""#),
@@ -177,14 +166,8 @@ fn exact_semantics_under_concurrent_writers_readers_and_pings() {
     let reads = reader.join().unwrap();
     pinger.join().unwrap();
 
-    assert_eq!(
-        count, OLD as i64,
-        "every prediction live at acceptance is counted once"
-    );
-    assert!(
-        pings_during > 0,
-        "other clients were served while the sweep ran"
-    );
+    assert_eq!(count, OLD as i64, "every prediction live at acceptance is counted once");
+    assert!(pings_during > 0, "other clients were served while the sweep ran");
     assert!(reads > 0);
 
     // Survivors: exactly the predictions written after acceptance, last value wins.
@@ -202,11 +185,7 @@ fn exact_semantics_under_concurrent_writers_readers_and_pings() {
     assert_eq!(others as usize, OTHER + expected.len());
 
     // The replica, without the module, converges through plain DELs.
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(10_000)
-        .query(&mut con)
-        .unwrap();
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(&mut con).unwrap();
     assert_eq!(acked, 1);
     assert_eq!(pred_keys(&mut r), keys);
     master.assert_no_crash();
@@ -270,10 +249,7 @@ fn a_caller_that_disconnects_does_not_stop_the_sweep() {
     });
     let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(n, 300_000);
-    let count: i64 = redis::cmd("WARGAMING.INVALIDATE")
-        .arg("ALL")
-        .query(&mut con)
-        .unwrap();
+    let count: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut con).unwrap();
     assert_eq!(count, 0);
     server.assert_no_crash();
 }

@@ -23,15 +23,10 @@ fn sync(master: &mut redis::Connection) {
 }
 
 fn replica_of(master: &Server) -> Server {
-    let replica = Server::with(
-        Config::without_module().line(&format!("replicaof 127.0.0.1 {}", master.port)),
-    );
+    let replica = Server::with(Config::without_module().line(&format!("replicaof 127.0.0.1 {}", master.port)));
     let mut con = replica.connection();
     wait_for("replica link up", Duration::from_secs(20), || {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut con)
-            .unwrap();
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut con).unwrap();
         info.contains("master_link_status:up")
     });
     replica
@@ -105,10 +100,7 @@ fn replica_without_module_gets_writes_and_deletes_with_the_same_expiry() {
         .unwrap();
     assert_eq!(n, 1);
     sync(&mut m);
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(pred_key("apv_1"))
-        .query(&mut r)
-        .unwrap();
+    let exists: i64 = redis::cmd("EXISTS").arg(pred_key("apv_1")).query(&mut r).unwrap();
     assert_eq!(exists, 0);
 
     for i in 0..2000 {
@@ -118,10 +110,7 @@ fn replica_without_module_gets_writes_and_deletes_with_the_same_expiry() {
             .exec(&mut m)
             .unwrap();
     }
-    let n: i64 = redis::cmd("WARGAMING.INVALIDATE")
-        .arg("ALL")
-        .query(&mut m)
-        .unwrap();
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut m).unwrap();
     assert_eq!(n, 2001);
     sync(&mut m);
     let mut left = vec![matrix_key("v1"), pattern_key(&hash)];
@@ -137,11 +126,7 @@ fn reads_propagate_nothing() {
     let master = Server::start();
     let replica = replica_of(&master);
     let mut m = master.connection();
-    redis::cmd("WARGAMING.SETPRED")
-        .arg("a")
-        .arg("{}")
-        .exec(&mut m)
-        .unwrap();
+    redis::cmd("WARGAMING.SETPRED").arg("a").arg("{}").exec(&mut m).unwrap();
     sync(&mut m);
     let offset = |con: &mut redis::Connection| -> i64 {
         let info: String = redis::cmd("INFO").arg("replication").query(con).unwrap();
@@ -154,24 +139,15 @@ fn reads_propagate_nothing() {
     };
     let before = offset(&mut m);
     for _ in 0..50 {
-        redis::cmd("WARGAMING.GETPRED")
-            .arg("a")
-            .exec(&mut m)
-            .unwrap();
-        redis::cmd("WARGAMING.GETPRED")
-            .arg("missing")
-            .exec(&mut m)
-            .unwrap();
+        redis::cmd("WARGAMING.GETPRED").arg("a").exec(&mut m).unwrap();
+        redis::cmd("WARGAMING.GETPRED").arg("missing").exec(&mut m).unwrap();
         redis::cmd("WARGAMING.HASHPATTERN")
             .arg("{}")
             .arg("NOSTORE")
             .exec(&mut m)
             .unwrap();
         redis::cmd("WARGAMING.STATS").exec(&mut m).unwrap();
-        redis::cmd("WARGAMING.INVALIDATE")
-            .arg("missing")
-            .exec(&mut m)
-            .unwrap();
+        redis::cmd("WARGAMING.INVALIDATE").arg("missing").exec(&mut m).unwrap();
     }
     assert_eq!(offset(&mut m), before, "nothing was propagated");
     drop(replica);

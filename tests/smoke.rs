@@ -15,11 +15,7 @@ fn module_loads_and_answers() {
     assert_eq!(e, "ERR invalid id: must not contain '{' or '}'");
     let e = error_of(&mut con, "WARGAMING.GETPRED", &[]);
     assert!(e.starts_with("ERR wrong number of arguments"), "{e}");
-    redis::cmd("LPUSH")
-        .arg(pred_key("l"))
-        .arg("x")
-        .exec(&mut con)
-        .unwrap();
+    redis::cmd("LPUSH").arg(pred_key("l")).arg("x").exec(&mut con).unwrap();
     let e = error_of(&mut con, "WARGAMING.GETPRED", &["l"]);
     assert!(e.starts_with("WRONGTYPE"), "{e}");
 }

@@ -22,9 +22,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 pub fn module_path() -> PathBuf {
     let path = std::env::var_os("WARGAMING_MODULE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/libwargaming.so")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/libwargaming.so"));
     assert!(
         path.exists(),
         "module not built at {} (run `make build`)",
@@ -150,11 +148,7 @@ impl Server {
             "enable-debug-command yes".to_string(),
         ];
         if let Some(args) = &self.config.module {
-            conf.push(format!(
-                "loadmodule {} {}",
-                module_path().display(),
-                args.join(" ")
-            ));
+            conf.push(format!("loadmodule {} {}", module_path().display(), args.join(" ")));
         }
         conf.extend(self.config.lines.iter().cloned());
         fs::write(self.conf_path(), conf.join("\n") + "\n").expect("write redis.conf");
@@ -218,19 +212,14 @@ impl Server {
 
     /// Is the process still running?
     pub fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Stops the process (SIGKILL when `hard`, else SHUTDOWN NOSAVE via SIGTERM).
     pub fn stop(&mut self, hard: bool) {
         if let Some(mut child) = self.child.take() {
             let signal = if hard { "-KILL" } else { "-TERM" };
-            let _ = Command::new("kill")
-                .arg(signal)
-                .arg(child.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg(signal).arg(child.id().to_string()).status();
             let _ = child.wait();
         }
     }
@@ -259,10 +248,7 @@ impl Server {
             "panicked at",
             "ASSERTION FAILED",
         ] {
-            assert!(
-                !log.contains(sign),
-                "server log shows a crash ({sign}):\n{log}"
-            );
+            assert!(!log.contains(sign), "server log shows a crash ({sign}):\n{log}");
         }
     }
 }
@@ -292,11 +278,7 @@ pub fn cmd(name: &str, args: &[&[u8]]) -> redis::Cmd {
 }
 
 /// Runs a command and returns the raw reply (errors as `Err`).
-pub fn run(
-    con: &mut redis::Connection,
-    name: &str,
-    args: &[&str],
-) -> redis::RedisResult<redis::Value> {
+pub fn run(con: &mut redis::Connection, name: &str, args: &[&str]) -> redis::RedisResult<redis::Value> {
     let mut c = redis::cmd(name);
     for a in args {
         c.arg(*a);
