@@ -7,7 +7,7 @@ use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, Redis
 
 use crate::keys::{self, Kind};
 use crate::store::{self, api};
-use crate::{args, canonical, config, errors, guard, invalidate, json, keycount, stats};
+use crate::{args, canonical, cluster, config, errors, guard, invalidate, json, keycount, stats};
 
 fn err(message: Cow<'static, str>) -> RedisError {
     match message {
@@ -83,13 +83,48 @@ pub fn hash_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         args::parse_write_options(options.iter().map(RedisString::as_slice), true).map_err(RedisError::Str)?;
     let hash = canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
     if !options.nostore {
-        let ttl_ms =
-            args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(Kind::Pattern)).map_err(RedisError::Str)?;
-        let key = store::string(ctx, &keys::key_name(Kind::Pattern, hash.as_bytes()));
-        store::set(ctx, &key, &pattern, ttl_ms)?;
-        stats::record_set(Kind::Pattern);
+        let name = keys::key_name(Kind::Pattern, hash.as_bytes());
+        // The key is only known now: Redis could not route the command by it.
+        if let Some(redirect) = cluster::redirect_for(ctx, &name)? {
+            return Err(RedisError::String(redirect));
+        }
+        store_pattern(ctx, &name, &pattern, options.ttl_ms)?;
     }
     Ok(RedisValue::BulkString(hash))
+}
+
+/// WARGAMING.SETPATTERN: `<hash> <json> [EX seconds | PX milliseconds]`.
+/// Stores a pattern under a hash the client computed (with NOSTORE): routed
+/// by the hash in a cluster, and refused unless it is the pattern's hash.
+pub fn set_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 3 {
+        return Err(RedisError::WrongArity);
+    }
+    let mut args = args.into_iter().skip(1);
+    let claimed = args.next_arg()?;
+    let pattern = args.next_arg()?;
+    let options = rest(args);
+    keys::validate_pattern_hash(claimed.as_slice()).map_err(RedisError::Str)?;
+    let options =
+        args::parse_write_options(options.iter().map(RedisString::as_slice), false).map_err(RedisError::Str)?;
+    let hash = canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
+    if hash.as_bytes() != claimed.as_slice() {
+        return Err(RedisError::Str(errors::PATTERN_HASH_MISMATCH));
+    }
+    store_pattern(
+        ctx,
+        &keys::key_name(Kind::Pattern, hash.as_bytes()),
+        &pattern,
+        options.ttl_ms,
+    )?;
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+fn store_pattern(ctx: &Context, name: &[u8], pattern: &RedisString, ttl_ms: Option<i64>) -> Result<(), RedisError> {
+    let ttl_ms = args::resolve_ttl_ms(ttl_ms, config::default_ttl_secs(Kind::Pattern)).map_err(RedisError::Str)?;
+    store::set(ctx, &store::string(ctx, name), pattern, ttl_ms)?;
+    stats::record_set(Kind::Pattern);
+    Ok(())
 }
 
 /// WARGAMING.INVALIDATE: `<apv_id> [apv_id ...]` or `ALL`.

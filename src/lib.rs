@@ -17,6 +17,7 @@
 
 pub mod args;
 pub mod canonical;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod errors;
@@ -29,7 +30,7 @@ pub mod stats;
 pub mod store;
 
 use redis_module::configuration::ConfigurationFlags;
-use redis_module::{redis_module, Context, InfoContext, RedisResult, RedisString, Status};
+use redis_module::{redis_module, AclCategory, Context, InfoContext, RedisResult, RedisString, Status};
 
 use keys::Kind;
 
@@ -58,6 +59,9 @@ fn getmatrix(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn hashpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard::command(ctx, args, commands::hash_pattern)
 }
+fn setpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard::command(ctx, args, commands::set_pattern)
+}
 fn getpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard::command(ctx, args, |ctx, args| commands::get_entry(ctx, args, Kind::Pattern))
 }
@@ -82,24 +86,30 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
 
 // Command flags: setters may be refused when memory is full, deletions never
 // are; readers are fast. Key positions: first key 1 for the commands named by
-// an id; HASHPATTERN and STATS declare none. ACL categories: none mandatory
-// (a 7.0 server would refuse to load a module that sets one).
+// an id; HASHPATTERN and STATS declare none. ACL categories: the `wargaming`
+// category is optional (a 7.0 server would refuse to load a module that sets
+// a mandatory one; it skips optional ones).
 redis_module! {
     name: "wargaming",
     version: 1,
     allocator: (Allocator, ALLOCATOR),
     data_types: [],
+    // Redis 7.2+ only; 7.0 skips it with a warning.
+    acl_categories: [
+        "wargaming",
+    ],
     init: init,
     info: info,
     commands: [
-        ["wargaming.setpred", setpred, "write deny-oom", 1, 1, 1, ""],
-        ["wargaming.getpred", getpred, "readonly fast", 1, 1, 1, ""],
-        ["wargaming.setmatrix", setmatrix, "write deny-oom", 1, 1, 1, ""],
-        ["wargaming.getmatrix", getmatrix, "readonly fast", 1, 1, 1, ""],
-        ["wargaming.hashpattern", hashpattern, "write deny-oom", 0, 0, 0, ""],
-        ["wargaming.getpattern", getpattern, "readonly fast", 1, 1, 1, ""],
-        ["wargaming.invalidate", invalidate, "write getkeys-api", 1, -1, 1, ""],
-        ["wargaming.stats", stats, "readonly", 0, 0, 0, ""],
+        ["wargaming.setpred", setpred, "write deny-oom", 1, 1, 1, "", "wargaming"],
+        ["wargaming.getpred", getpred, "readonly fast", 1, 1, 1, "", "wargaming"],
+        ["wargaming.setmatrix", setmatrix, "write deny-oom", 1, 1, 1, "", "wargaming"],
+        ["wargaming.getmatrix", getmatrix, "readonly fast", 1, 1, 1, "", "wargaming"],
+        ["wargaming.hashpattern", hashpattern, "write deny-oom", 0, 0, 0, "", "wargaming"],
+        ["wargaming.setpattern", setpattern, "write deny-oom", 1, 1, 1, "", "wargaming"],
+        ["wargaming.getpattern", getpattern, "readonly fast", 1, 1, 1, "", "wargaming"],
+        ["wargaming.invalidate", invalidate, "write getkeys-api", 1, -1, 1, "", "wargaming"],
+        ["wargaming.stats", stats, "readonly", 0, 0, 0, "", "wargaming"],
     ],
     event_handlers: [
         [@STRING @GENERIC @NEW @LOADED @EXPIRED @EVICTED: on_keyspace_event],
