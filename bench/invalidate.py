@@ -101,6 +101,11 @@ def ping_stats(pings, t0_ns: int, t1_ns: int) -> dict:
     }
 
 
+def server_cpu(r: redis.Redis) -> float:
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 # ---------------------------------------------------------------- seeding
 
 def seed(r: redis.Redis, redis_cli: str, port: int, n_pred: int, n_other: int):
@@ -136,6 +141,7 @@ def seed(r: redis.Redis, redis_cli: str, port: int, n_pred: int, n_other: int):
 def client_side(r: redis.Redis, n_pred: int, pinger_args, settle_s: float):
     with Pinger(*pinger_args) as pinger:
         time.sleep(settle_s)
+        cpu0 = server_cpu(r)
         t0 = time.monotonic_ns()
         keys, cursor, calls = [], 0, 0
         while True:
@@ -147,28 +153,31 @@ def client_side(r: redis.Redis, n_pred: int, pinger_args, settle_s: float):
         t_scan = time.monotonic_ns()
         deleted = r.execute_command("DEL", *keys) if keys else 0
         t1 = time.monotonic_ns()
+        cpu1 = server_cpu(r)
         time.sleep(settle_s)
         pings = pinger.stop()
     if len(set(keys)) != n_pred or deleted != n_pred:
         raise RuntimeError(f"client side: SCAN found {len(set(keys))} keys, DEL deleted {deleted}, expected {n_pred}")
     return {
         "wall_s": (t1 - t0) / 1e9, "scan_s": (t_scan - t0) / 1e9, "del_s": (t1 - t_scan) / 1e9,
-        "deleted": deleted, "scan_calls": calls, **ping_stats(pings, t0, t1),
+        "deleted": deleted, "scan_calls": calls, "server_cpu_s": cpu1 - cpu0, **ping_stats(pings, t0, t1),
     }
 
 
 def module_side(r: redis.Redis, n_pred: int, n_other: int, pinger_args, settle_s: float):
     with Pinger(*pinger_args) as pinger:
         time.sleep(settle_s)
+        cpu0 = server_cpu(r)
         t0 = time.monotonic_ns()
         count = r.execute_command("WARGAMING.INVALIDATE", "ALL")
         t1 = time.monotonic_ns()
+        cpu1 = server_cpu(r)
         time.sleep(settle_s)
         pings = pinger.stop()
     left = r.dbsize()
     if count != n_pred or left != n_other:
         raise RuntimeError(f"INVALIDATE ALL replied {count} (expected {n_pred}); {left} keys left (expected {n_other})")
-    return {"wall_s": (t1 - t0) / 1e9, "deleted": count, **ping_stats(pings, t0, t1)}
+    return {"wall_s": (t1 - t0) / 1e9, "deleted": count, "server_cpu_s": cpu1 - cpu0, **ping_stats(pings, t0, t1)}
 
 
 # ---------------------------------------------------------------- report
@@ -181,6 +190,7 @@ def report(args, info, a: dict, b: dict) -> str:
         ("wall time (s)", fmt(a["wall_s"], ".3f"), fmt(b["wall_s"], ".3f"),
          f"≤ {TARGET_WALL_S} s: {met(b['wall_s'] <= TARGET_WALL_S)}"),
         ("  of which SCAN / DEL (s)", f"{a['scan_s']:.3f} / {a['del_s']:.3f} ({a['scan_calls']:,} SCAN calls)", "", ""),
+        ("server CPU used meanwhile (s)", f"{a['server_cpu_s']:.3f}", f"{b['server_cpu_s']:.3f}", ""),
         ("keys deleted (reply)", f"{a['deleted']:,}", f"{b['deleted']:,}", ""),
         ("worst PING round trip (ms)", fmt(a["worst_ms"], ".2f"), fmt(b["worst_ms"], ".2f"),
          f"≤ {TARGET_PING_MS:g} ms: {met(b['worst_ms'] is not None and b['worst_ms'] <= TARGET_PING_MS)}"),
