@@ -182,6 +182,7 @@ pub fn stats_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 /// refuses to load) and starts the key counts.
 pub fn init(ctx: &Context, args: &[RedisString]) -> redis_module::Status {
     let words: Vec<&[u8]> = args.iter().map(RedisString::as_slice).collect();
+    invalidate::init(ctx);
     match config::check_load_args(&words).and_then(|()| keycount::init(ctx)) {
         Ok(()) => redis_module::Status::Ok,
         Err(message) => {

@@ -180,9 +180,9 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
         SWEEPS
             .with(|sweeps| sweeps.try_borrow_mut().map(|mut s| s.push(sweep)))
             .map_err(|_| RedisError::Str(errors::INTERNAL))?;
-        ACTIVE.store(true, Ordering::Relaxed);
-        if !synchronous {
-            arm_timer(ctx, kind)?;
+        let was_active = ACTIVE.swap(true, Ordering::Relaxed);
+        if !synchronous && !was_active {
+            arm_timer(ctx)?;
         }
     }
     if synchronous {
@@ -193,25 +193,89 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
-fn arm_timer(ctx: &Context, kind: Kind) -> Result<(), RedisError> {
+/// Runs a slice of every running sweep; the budget is shared.
+fn pump(ctx: &Context) {
+    let running: Vec<(i32, Kind)> = SWEEPS
+        .with(|sweeps| sweeps.try_borrow().map(|s| s.iter().map(|s| (s.db, s.kind)).collect()))
+        .unwrap_or_default();
+    let deadline = Instant::now() + SLICE_BUDGET;
+    for (db, kind) in running {
+        // SAFETY: plain setter on the callback's temporary client.
+        let selected = unsafe { raw::RedisModule_SelectDb }.map(|select| unsafe { select(ctx.get_raw(), db) });
+        if selected == Some(raw::REDISMODULE_OK as c_int) {
+            run(ctx, db, kind, Some(deadline));
+        }
+    }
+}
+
+/// Slices run just before the event loop sleeps, once per iteration, right
+/// after clients were served; callers are unblocked in that same pass.
+/// Redis 7.0 fires module timers at most every millisecond, which would
+/// leave the loop idle a quarter of the time between 3 ms slices.
+static BEFORE_SLEEP: AtomicBool = AtomicBool::new(false);
+
+/// Subscribes to the event loop's before-sleep event (Redis 7.0+).
+pub fn init(ctx: &Context) {
+    let event = raw::RedisModuleEvent {
+        id: raw::REDISMODULE_EVENT_EVENTLOOP,
+        dataver: 1,
+    };
+    let subscribed = unsafe { raw::RedisModule_SubscribeToServerEvent }
+        // SAFETY: the callback matches RedisModuleEventCallback.
+        .map(|subscribe| unsafe { subscribe(ctx.get_raw(), event, Some(on_event_loop)) });
+    BEFORE_SLEEP.store(subscribed == Some(raw::REDISMODULE_OK as c_int), Ordering::Relaxed);
+}
+
+extern "C" fn on_event_loop(ctx: *mut raw::RedisModuleCtx, _eid: raw::RedisModuleEvent, subevent: u64, _: *mut c_void) {
+    if subevent != raw::REDISMODULE_SUBEVENT_EVENTLOOP_BEFORE_SLEEP || !ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    guard::callback("invalidate slice", || pump(&Context::new(ctx)));
+}
+
+/// While a sweep runs, a 1 ms timer keeps the event loop from sleeping
+/// until the next server cron (and does the slices itself if the
+/// before-sleep event is unavailable).
+fn arm_timer(ctx: &Context) -> Result<(), RedisError> {
     let create = api!(RedisModule_CreateTimer)?;
-    // The kind travels as the timer's data; the timer runs in the caller's db.
-    // SAFETY: the callback only reads the pointer as an integer.
-    unsafe { create(ctx.get_raw(), 0, Some(on_timer), kind.index() as *mut c_void) };
+    // SAFETY: the callback ignores its data.
+    unsafe { create(ctx.get_raw(), 1, Some(on_timer), std::ptr::null_mut()) };
     Ok(())
 }
 
-extern "C" fn on_timer(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
+extern "C" fn on_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
     let ctx = Context::new(ctx);
     guard::callback("invalidate timer", || {
-        let Some(kind) = Kind::ALL.into_iter().find(|k| k.index() == data as usize) else {
+        if !BEFORE_SLEEP.load(Ordering::Relaxed) {
+            pump(&ctx);
+        }
+        if ACTIVE.load(Ordering::Relaxed) {
+            if let Err(e) = arm_timer(&ctx) {
+                guard::log_warning(&format!("cannot re-arm the invalidation timer: {e}"));
+            }
+        }
+    });
+}
+
+/// SWAPDB: a sweep follows its data to the other database, and scans it
+/// again from the start (a cursor is only valid for the table it began on).
+pub fn on_swapdb(first: i32, second: i32) {
+    SWEEPS.with(|sweeps| {
+        let Ok(mut sweeps) = sweeps.try_borrow_mut() else {
             return;
         };
-        let db = store::selected_db(&ctx);
-        run(&ctx, db, kind, Some(Instant::now() + SLICE_BUDGET));
-        if with_sweep(db, kind, |_| ()).is_some() {
-            if let Err(e) = arm_timer(&ctx, kind) {
-                guard::log_warning(&format!("cannot re-arm the invalidation timer: {e}"));
+        for sweep in sweeps.iter_mut() {
+            let moved_to = if sweep.db == first {
+                second
+            } else if sweep.db == second {
+                first
+            } else {
+                continue;
+            };
+            sweep.db = moved_to;
+            sweep.scan_done = false;
+            if let Ok(cursor) = store::ScanCursor::new() {
+                sweep.cursor = Some(cursor);
             }
         }
     });

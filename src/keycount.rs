@@ -164,6 +164,7 @@ extern "C" fn on_swapdb(
         // SAFETY: Redis passes a RedisModuleSwapDbInfo with this event.
         let info = unsafe { &*data.cast::<raw::RedisModuleSwapDbInfo>() };
         let (a, b) = (info.dbnum_first, info.dbnum_second);
+        crate::invalidate::on_swapdb(a, b);
         let high = a.max(b);
         update(high, |_| ()); // make room for both
         COUNTS.with(|c| {
