@@ -327,19 +327,28 @@ fn collect_step(ctx: &Context, cursor: &store::ScanCursor, kind: Kind, batch: &m
 
 /// Deletes the condemned keys of a batch and credits their jobs.
 fn delete_batch(ctx: &Context, db: i32, kind: Kind, batch: &[RedisString]) {
-    let mut deleted: Vec<&RedisString> = Vec::new();
-    for name in batch {
-        let owner = with_sweep(db, kind, |sweep| sweep.owner_of(name.as_slice())).flatten();
-        let Some(owner) = owner else { continue };
-        if matches!(store::delete_quietly(ctx, name), Ok(true)) {
-            deleted.push(name);
-            with_sweep(db, kind, |sweep| {
-                sweep.written.remove(name.as_slice());
-                sweep.credit(owner);
-            });
+    let owners: Vec<Option<JobId>> = with_sweep(db, kind, |sweep| {
+        batch.iter().map(|name| sweep.owner_of(name.as_slice())).collect()
+    })
+    .unwrap_or_default();
+    let mut deleted: Vec<(&RedisString, JobId)> = Vec::new();
+    for (name, owner) in batch.iter().zip(owners) {
+        // The scan just saw the key, so open it writable at once; a key
+        // whose TTL passed is reclaimed by that open and not counted.
+        if let Some(owner) = owner {
+            if matches!(store::delete_seen(ctx, name), Ok(true)) {
+                deleted.push((name, owner));
+            }
         }
     }
-    if let Err(e) = store::announce_deleted(ctx, &deleted) {
+    with_sweep(db, kind, |sweep| {
+        for (name, owner) in &deleted {
+            sweep.written.remove(name.as_slice());
+            sweep.credit(*owner);
+        }
+    });
+    let names: Vec<&RedisString> = deleted.iter().map(|(name, _)| *name).collect();
+    if let Err(e) = store::announce_deleted(ctx, &names) {
         guard::log_warning(&format!("cannot announce deletions: {e}"));
     }
 }

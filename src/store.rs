@@ -172,9 +172,13 @@ pub fn delete(ctx: &Context, names: &[RedisString]) -> Result<usize, RedisError>
 /// writable, so it signals nothing (native `DEL` of a missing key does not).
 pub fn delete_quietly(ctx: &Context, name: &RedisString) -> Result<bool, RedisError> {
     // The read-only open also reclaims a key whose TTL passed: it is not live.
-    if !exists(ctx, name)? {
-        return Ok(false);
-    }
+    Ok(exists(ctx, name)? && delete_seen(ctx, name)?)
+}
+
+/// Deletes a key a scan has just seen, opening it writable at once (one
+/// lookup instead of two). Returns false if its TTL had passed: the open
+/// reclaimed it, and it was not live.
+pub fn delete_seen(ctx: &Context, name: &RedisString) -> Result<bool, RedisError> {
     let Some(key) = OpenKey::open(ctx, name, READ | WRITE)? else {
         return Ok(false);
     };
