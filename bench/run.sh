@@ -3,6 +3,7 @@
 #
 #   bench/run.sh compare    [--rounds N] [--secs S] [--mem-keys N] [--quick]
 #   bench/run.sh invalidate [N_PRED] [N_OTHER]
+#   bench/run.sh stats [N]  (STATS throughput at 1,000 vs N entries)
 #   bench/run.sh setup      (only create bench/.venv)
 #
 # Each subcommand starts its own redis-server on a free loopback port in a
@@ -239,12 +240,25 @@ cmd_invalidate() {
         --n-pred "$n_pred" --n-other "$n_other" "$@"
 }
 
+cmd_stats() {
+    check_tools
+    ensure_venv
+    setup_pinning
+    local n="${1:-1000000}"
+    [[ "$n" =~ ^[0-9]+$ ]] || die "usage: run.sh stats [N]"
+    shift $(( $# > 0 ? 1 : 0 ))
+    start_server || die "redis-server with the module did not start"
+    "$PY" "$BENCH_DIR/stats_scale.py" --port "$PORT" --module "$MODULE" --module-loaded "$LOADED_MODULE" \
+        --redis-server "$REDIS_SERVER" --redis-benchmark "$REDIS_BENCHMARK" --n "$n" "$@"
+}
+
 main() {
     local sub="${1:-help}"
     [[ $# -gt 0 ]] && shift
     case "$sub" in
         compare) cmd_compare "$@" ;;
         invalidate) cmd_invalidate "$@" ;;
+        stats) cmd_stats "$@" ;;
         setup) ensure_venv; find_rejson >/dev/null ;;
         help|-h|--help) usage ;;
         *) usage; exit 2 ;;
