@@ -92,20 +92,7 @@ impl Server {
     }
 
     pub fn with(config: Config) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("wargaming-test-")
-            .tempdir()
-            .expect("temp dir");
-        let mut server = Server {
-            port: 0,
-            dir,
-            config,
-            child: None,
-        };
-        server
-            .launch()
-            .unwrap_or_else(|log| panic!("redis-server did not start:\n{log}"));
-        server
+        Server::try_with(config).unwrap_or_else(|log| panic!("redis-server did not start:\n{log}"))
     }
 
     /// Starts a server that may fail to start; returns its log on failure.
@@ -313,3 +300,4 @@ pub fn matrix_key(id: &str) -> String {
 pub fn pattern_key(hash: &str) -> String {
     format!("wargaming:vuln_pattern:{{{hash}}}")
 }
+pub mod cluster;
