@@ -77,14 +77,40 @@ pub fn validate_pattern_hash(hash: &[u8]) -> Result<(), &'static str> {
     }
 }
 
-/// `wargaming:<kind>:{<id>}`. The id must have been validated.
-pub fn key_name(kind: Kind, id: &[u8]) -> Vec<u8> {
-    let prefix = kind.prefix();
-    let mut key = Vec::with_capacity(prefix.len() + id.len() + 1);
-    key.extend_from_slice(prefix);
-    key.extend_from_slice(id);
-    key.push(b'}');
-    key
+/// Longest key name: the longest prefix, an id of MAX_ID_LEN bytes, `}`.
+const MAX_KEY_LEN: usize = b"wargaming:vuln_pattern:{".len() + MAX_ID_LEN + 1;
+
+/// A key name `wargaming:<kind>:{<id>}`, built on the stack: reads build one
+/// per command, and a heap allocation there is measurable.
+pub struct KeyName {
+    bytes: [u8; MAX_KEY_LEN],
+    len: usize,
+}
+
+impl std::ops::Deref for KeyName {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// `wargaming:<kind>:{<id>}`. The id must have been validated (an id longer
+/// than MAX_ID_LEN is cut, never overflows).
+pub fn key_name(kind: Kind, id: &[u8]) -> KeyName {
+    let mut name = KeyName {
+        bytes: [0; MAX_KEY_LEN],
+        len: 0,
+    };
+    for part in [kind.prefix(), id, b"}"] {
+        let room = name.bytes.get_mut(name.len..).unwrap_or_default();
+        let n = part.len().min(room.len());
+        if let (Some(dst), Some(src)) = (room.get_mut(..n), part.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        name.len += n;
+    }
+    name
 }
 
 /// The kind of a key name, if it is one the module would have written.
@@ -163,7 +189,10 @@ mod tests {
             let key = key_name(kind, b"x");
             assert_eq!(kind_of(&key), Some(kind));
         }
-        assert_eq!(key_name(Kind::Prediction, b"a1"), b"wargaming:ml_pred:{a1}");
+        assert_eq!(&*key_name(Kind::Prediction, b"a1"), b"wargaming:ml_pred:{a1}");
+        let longest = key_name(Kind::Pattern, &[b'x'; MAX_ID_LEN]);
+        assert_eq!(longest.len(), b"wargaming:vuln_pattern:{".len() + MAX_ID_LEN + 1);
+        assert!(longest.ends_with(b"x}"));
         assert_eq!(kind_of(b"wargaming:other:{x}"), None);
         assert_eq!(kind_of(b"wargaming:ml_pred:{x"), None);
         assert_eq!(kind_of(b"ml_pred:{x}"), None);
