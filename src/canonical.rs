@@ -4,22 +4,25 @@
 //!
 //! Python's canonical text: separators `", "` and `": "`, keys sorted by code
 //! point, ASCII-only strings, integers exact at any size, floats as
-//! `repr(float)`. serde_json is built with `arbitrary_precision`, so numbers
-//! arrive as their source text (or as a 64-bit integer when they are one)
-//! and integers never pass through a double.
+//! `repr(float)`. A single-pass parser writes that text as it reads the
+//! input: no tree, integers copied as text (never through a double), each
+//! object's members sorted in place once it closes.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
+use std::ops::Range;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use sha2::{Digest, Sha256};
 
 use crate::errors;
-use crate::json::{invalid_json, starts_with_object};
+use crate::json::starts_with_object;
 
 /// Length of the hash in hex digits.
 pub const HASH_HEX_LEN: usize = 16;
+
+/// Deepest nesting of objects and arrays accepted. Python stops near 1000
+/// (its recursion limit); the parser recurses, so the stack stays bounded.
+pub const MAX_DEPTH: usize = 512;
 
 /// Hash of a pattern: the first 16 lowercase hex digits of the SHA-256 of
 /// its canonical text.
@@ -39,6 +42,8 @@ pub fn hash_canonical(canonical: &str) -> String {
 }
 
 /// `json.dumps(json.loads(text), sort_keys=True)` for a JSON object text.
+/// Refuses what RFC 8259 refuses, escaped lone surrogates, and nesting
+/// deeper than [`MAX_DEPTH`].
 pub fn canonical_text(text: &[u8], max_bytes: usize) -> Result<String, Cow<'static, str>> {
     if text.len() > max_bytes {
         return Err(errors::JSON_TOO_LARGE.into());
@@ -47,149 +52,365 @@ pub fn canonical_text(text: &[u8], max_bytes: usize) -> Result<String, Cow<'stat
     if !starts_with_object(text) {
         return Err(errors::JSON_NOT_OBJECT.into());
     }
-    let value: Json = serde_json::from_str(text).map_err(invalid_json)?;
-    let mut out = String::with_capacity(text.len());
-    write_value(&mut out, &value);
-    Ok(out)
+    let mut parser = Parser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+        out: String::with_capacity(text.len() + text.len() / 8 + 16),
+        keys: Vec::new(),
+        members: Vec::new(),
+        scratch: String::new(),
+    };
+    parser.skip_whitespace();
+    parser.value()?;
+    parser.skip_whitespace();
+    if parser.pos < parser.bytes.len() {
+        return Err(parser.error("trailing characters"));
+    }
+    Ok(parser.out)
 }
 
-/// serde_json's private marker key. With `arbitrary_precision` its parser
-/// hands every number to the visitor as a one-entry map
-/// `{"$serde_json::private::Number": "<source text>"}`.
-const NUMBER_TOKEN: &str = "$serde_json::private::Number";
-
-/// A parsed JSON value. Not `serde_json::Value`: its visitor takes any object
-/// whose first key is the marker for a number, so `{"a": {"<marker>": "1"}}`
-/// would read as `{"a": 1}` (the same hash as a different pattern) and
-/// `{"<marker>": "1"}` as the bare number `1`, where Python sees objects.
-enum Json {
-    Null,
-    Bool(bool),
-    /// A number's source text.
-    Number(String),
-    String(String),
-    Array(Vec<Json>),
-    /// A map keeps the last value of a repeated key.
-    Object(BTreeMap<String, Json>),
-    /// A string handed over as an owned `String`. serde_json does that only
-    /// for the text of a number inside its marker map: strings of the JSON
-    /// text arrive borrowed or copied (`visit_borrowed_str` / `visit_str`).
-    /// That is what tells a number from a real object using the marker key.
-    NumberText(String),
+/// One member of an object being written: its decoded key (in `keys`) and
+/// its canonical `"key": value` text (in `out`).
+struct Member {
+    key: Range<usize>,
+    text: Range<usize>,
 }
 
-impl<'de> Deserialize<'de> for Json {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
-        deserializer.deserialize_any(JsonVisitor)
-    }
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    depth: usize,
+    /// The canonical text so far.
+    out: String,
+    /// Decoded keys of the objects still open (UTF-8: byte order is code
+    /// point order, Python's sort order).
+    keys: Vec<u8>,
+    /// Members of the objects still open, innermost last.
+    members: Vec<Member>,
+    /// Room for reordering a closed object's members.
+    scratch: String,
 }
 
-struct JsonVisitor;
-
-impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("a JSON value")
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
     }
 
-    fn visit_unit<E>(self) -> Result<Json, E> {
-        Ok(Json::Null)
-    }
-
-    fn visit_bool<E>(self, value: bool) -> Result<Json, E> {
-        Ok(Json::Bool(value))
-    }
-
-    // Integers that fit 64 bits come as such; every other number as its text.
-    fn visit_u64<E>(self, value: u64) -> Result<Json, E> {
-        Ok(Json::Number(value.to_string()))
-    }
-
-    fn visit_i64<E>(self, value: i64) -> Result<Json, E> {
-        Ok(Json::Number(value.to_string()))
-    }
-
-    fn visit_str<E>(self, value: &str) -> Result<Json, E> {
-        Ok(Json::String(value.to_owned()))
-    }
-
-    fn visit_string<E>(self, value: String) -> Result<Json, E> {
-        Ok(Json::NumberText(value))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
+    fn skip_whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
         }
-        Ok(Json::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        let mut object = BTreeMap::new();
-        while let Some(key) = map.next_key::<String>()? {
-            match map.next_value()? {
-                // serde_json's number map: its only entry.
-                Json::NumberText(text) if key == NUMBER_TOKEN && object.is_empty() => {
-                    return Ok(Json::Number(text));
-                }
-                value => {
-                    object.insert(key, value);
+    /// An error in serde_json's words, with line and column.
+    fn error(&self, what: &str) -> Cow<'static, str> {
+        let before = self.bytes.get(..self.pos).unwrap_or_default();
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+        Cow::Owned(format!(
+            "{}{what} at line {line} column {column}",
+            errors::JSON_INVALID_PREFIX
+        ))
+    }
+
+    fn expect(&mut self, byte: u8, what: &str) -> Result<(), Cow<'static, str>> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error(what))
+        }
+    }
+
+    fn value(&mut self) -> Result<(), Cow<'static, str>> {
+        match self.peek() {
+            Some(b'{') => self.object(),
+            Some(b'[') => self.array(),
+            Some(b'"') => self.string(false),
+            Some(b't') => self.literal("true"),
+            Some(b'f') => self.literal("false"),
+            Some(b'n') => self.literal("null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.error("expected value")),
+            None => Err(self.error("EOF while parsing a value")),
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), Cow<'static, str>> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("recursion limit exceeded"));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &'static str) -> Result<(), Cow<'static, str>> {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word.as_bytes()) {
+            self.pos += word.len();
+            self.out.push_str(word);
+            Ok(())
+        } else {
+            Err(self.error("expected ident"))
+        }
+    }
+
+    fn array(&mut self) -> Result<(), Cow<'static, str>> {
+        self.enter()?;
+        self.out.push('[');
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.skip_whitespace();
+                self.value()?;
+                self.skip_whitespace();
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        self.out.push_str(", ");
+                    }
+                    Some(b']') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(self.error("expected `,` or `]`")),
                 }
             }
         }
-        Ok(Json::Object(object))
+        self.out.push(']');
+        self.depth -= 1;
+        Ok(())
     }
-}
 
-fn write_value(out: &mut String, value: &Json) {
-    match value {
-        Json::Null => out.push_str("null"),
-        Json::Bool(true) => out.push_str("true"),
-        Json::Bool(false) => out.push_str("false"),
-        Json::Number(number) => write_number(out, number),
-        Json::String(string) | Json::NumberText(string) => write_string(out, string),
-        Json::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
+    fn object(&mut self) -> Result<(), Cow<'static, str>> {
+        self.enter()?;
+        let start = self.out.len();
+        let first_member = self.members.len();
+        let first_key = self.keys.len();
+        self.out.push('{');
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.skip_whitespace();
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("key must be a string"));
                 }
-                write_value(out, item);
+                if self.members.len() > first_member {
+                    self.out.push_str(", ");
+                }
+                let key_start = self.keys.len();
+                let text_start = self.out.len();
+                self.string(true)?;
+                self.skip_whitespace();
+                self.expect(b':', "expected `:`")?;
+                self.out.push_str(": ");
+                self.skip_whitespace();
+                self.value()?;
+                self.members.push(Member {
+                    key: key_start..self.keys.len(),
+                    text: text_start..self.out.len(),
+                });
+                self.skip_whitespace();
+                match self.peek() {
+                    Some(b',') => self.pos += 1,
+                    Some(b'}') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(self.error("expected `,` or `}`")),
+                }
             }
-            out.push(']');
         }
-        Json::Object(map) => write_object(out, map),
+        self.out.push('}');
+        self.sort_members(start, first_member);
+        self.members.truncate(first_member);
+        self.keys.truncate(first_key);
+        self.depth -= 1;
+        Ok(())
     }
-}
 
-/// A BTreeMap iterates keys in UTF-8 byte order, which is code point order,
-/// as Python sorts them; a repeated key kept its last value.
-fn write_object(out: &mut String, map: &BTreeMap<String, Json>) {
-    out.push('{');
-    for (i, (key, value)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
+    /// Rewrites the object that begins at `start` with its members in key
+    /// order, a repeated key keeping its last value, as a Python dict does.
+    fn sort_members(&mut self, start: usize, first_member: usize) {
+        let keys = &self.keys;
+        let key = |m: &Member| keys.get(m.key.clone()).unwrap_or_default();
+        let members = self.members.get_mut(first_member..).unwrap_or_default();
+        if members.windows(2).all(|pair| matches!(pair, [a, b] if key(a) < key(b))) {
+            return; // already sorted, no repeats: written as is
         }
-        write_string(out, key);
-        out.push_str(": ");
-        write_value(out, value);
+        // A stable sort keeps repeats in input order: the last one wins.
+        members.sort_by(|a, b| key(a).cmp(key(b)));
+        self.scratch.clear();
+        self.scratch.push_str(self.out.get(start..).unwrap_or_default());
+        self.out.truncate(start);
+        self.out.push('{');
+        let mut written = 0;
+        for (i, member) in members.iter().enumerate() {
+            if members.get(i + 1).is_some_and(|next| key(next) == key(member)) {
+                continue;
+            }
+            if written > 0 {
+                self.out.push_str(", ");
+            }
+            let text = (member.text.start - start)..(member.text.end - start);
+            self.out.push_str(self.scratch.get(text).unwrap_or_default());
+            written += 1;
+        }
+        self.out.push('}');
     }
-    out.push('}');
-}
 
-/// Integers verbatim (`-0` becomes `0`, as Python's int does); anything
-/// with a fraction or exponent is a double written as `repr(float)`.
-fn write_number(out: &mut String, text: &str) {
-    if text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
-        // The grammar was checked by the parser; Rust's parse is correctly rounded.
-        let value: f64 = text.parse().unwrap_or(f64::NAN);
-        write_float(out, value);
-    } else if text == "-0" {
-        out.push('0');
-    } else {
-        out.push_str(text);
+    /// Integers verbatim (`-0` becomes `0`, as Python's int does); anything
+    /// with a fraction or exponent is a double written as `repr(float)`.
+    fn number(&mut self) -> Result<(), Cow<'static, str>> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.skip_digits(),
+            _ => return Err(self.error("invalid number")),
+        }
+        let mut float = false;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            float = true;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number"));
+            }
+            self.skip_digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            float = true;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number"));
+            }
+            self.skip_digits();
+        }
+        let text = self.text.get(start..self.pos).unwrap_or_default();
+        if float {
+            // Rust's parse is correctly rounded, as Python's float() is.
+            write_float(&mut self.out, text.parse().unwrap_or(f64::NAN));
+        } else if text == "-0" {
+            self.out.push('0');
+        } else {
+            self.out.push_str(text);
+        }
+        Ok(())
+    }
+
+    fn skip_digits(&mut self) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+    }
+
+    /// A string, written as Python's `ensure_ascii` writes it; for a key,
+    /// also decoded into `keys`.
+    fn string(&mut self, key: bool) -> Result<(), Cow<'static, str>> {
+        self.pos += 1; // the opening quote
+        self.out.push('"');
+        loop {
+            // Printable ASCII other than a quote or a backslash stands for itself.
+            let run_start = self.pos;
+            while matches!(self.peek(), Some(b' '..=b'~')) && !matches!(self.peek(), Some(b'"' | b'\\')) {
+                self.pos += 1;
+            }
+            let run = self.text.get(run_start..self.pos).unwrap_or_default();
+            self.out.push_str(run);
+            if key {
+                self.keys.extend_from_slice(run.as_bytes());
+            }
+            let ch = match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(b'\\') => self.escape()?,
+                Some(0..=0x1f) => {
+                    return Err(self.error("control character (\\u0000-\\u001F) found while parsing a string"))
+                }
+                None => return Err(self.error("EOF while parsing a string")),
+                Some(_) => {
+                    // DEL or the start of a UTF-8 sequence (the text is valid UTF-8).
+                    let ch = self
+                        .text
+                        .get(self.pos..)
+                        .and_then(|rest| rest.chars().next())
+                        .unwrap_or('\u{fffd}');
+                    self.pos += ch.len_utf8().max(1);
+                    ch
+                }
+            };
+            write_char(&mut self.out, ch);
+            if key {
+                let mut buf = [0u8; 4];
+                self.keys.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+        self.out.push('"');
+        Ok(())
+    }
+
+    /// The character an escape stands for; `pos` is at the backslash.
+    fn escape(&mut self) -> Result<char, Cow<'static, str>> {
+        self.pos += 1;
+        let code = self.peek().ok_or_else(|| self.error("EOF while parsing a string"))?;
+        self.pos += 1;
+        Ok(match code {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{08}',
+            b'f' => '\u{0c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = self.hex4()?;
+                match unit {
+                    0xd800..=0xdbff => {
+                        // A high surrogate must be followed by an escaped low one.
+                        if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                            return Err(errors::JSON_LONE_SURROGATE.into());
+                        }
+                        self.pos += 2;
+                        let low = self.hex4()?;
+                        if !(0xdc00..=0xdfff).contains(&low) {
+                            return Err(errors::JSON_LONE_SURROGATE.into());
+                        }
+                        let code_point = 0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00);
+                        char::from_u32(code_point).ok_or(errors::JSON_LONE_SURROGATE)?
+                    }
+                    0xdc00..=0xdfff => return Err(errors::JSON_LONE_SURROGATE.into()),
+                    _ => char::from_u32(unit).ok_or(errors::JSON_LONE_SURROGATE)?,
+                }
+            }
+            _ => return Err(self.error("invalid escape")),
+        })
+    }
+
+    fn hex4(&mut self) -> Result<u32, Cow<'static, str>> {
+        let digits = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("EOF while parsing a string"))?;
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(self.error("invalid escape"));
+        }
+        self.pos += 4;
+        u32::from_str_radix(digits, 16).map_err(|_| self.error("invalid escape"))
     }
 }
 
@@ -312,28 +533,24 @@ fn write_plain(out: &mut String, digits: &str, exponent: i32) {
     }
 }
 
-/// Python's `ensure_ascii` string encoding.
-fn write_string(out: &mut String, string: &str) {
-    out.push('"');
-    for ch in string.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(ch),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in ch.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
+/// One character as Python's `ensure_ascii` writes it.
+fn write_char(out: &mut String, ch: char) {
+    match ch {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{08}' => out.push_str("\\b"),
+        '\u{0c}' => out.push_str("\\f"),
+        ' '..='~' => out.push(ch),
+        _ => {
+            let mut units = [0u16; 2];
+            for unit in ch.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
             }
         }
     }
-    out.push('"');
 }
 
 #[cfg(test)]
@@ -461,7 +678,7 @@ mod tests {
             Err(errors::JSON_LONE_SURROGATE.into())
         );
         assert!(canonical_text(b"{\"a\":1", MAX).is_err());
-        // Deeper than serde_json's recursion limit (128): refused, not a stack overflow.
+        // Deeper than MAX_DEPTH: refused, not a stack overflow.
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         let refusal = canonical_text(deep.as_bytes(), usize::MAX).expect_err("too deep");
         assert!(refusal.contains("recursion limit"), "{refusal}");

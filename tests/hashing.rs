@@ -253,7 +253,7 @@ fn refusals_are_errors() {
         ("NBSP whitespace", "{\u{a0}}".as_bytes().to_vec()),
         ("comment", b"{} // no".to_vec()),
         ("NUL after object", b"{}\x00".to_vec()),
-        ("deeper than 128", nested(200).into_bytes()),
+        ("deeper than 512", nested(600).into_bytes()),
     ];
     for (what, text) in &refused {
         for nostore in [true, false] {
@@ -276,13 +276,20 @@ fn refusals_are_errors() {
     assert!(e.contains("lone surrogate"), "{e}");
     let e = error_of(&mut con, "WARGAMING.HASHPATTERN", &["[]", "NOSTORE"]);
     assert!(e.contains("object"), "{e}");
-    // Well below the limit is fine.
+    // Up to the limit is fine, and hashes as Python does.
+    let deep = nested(511);
     let ok: String = redis::cmd("WARGAMING.HASHPATTERN")
-        .arg(nested(100))
+        .arg(&deep)
         .arg("NOSTORE")
         .query(&mut con)
-        .expect("100 levels are accepted");
-    assert_eq!(ok.len(), 16);
+        .expect("511 levels are accepted");
+    let python = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import json,hashlib,sys;print(hashlib.sha256(json.dumps(json.loads(sys.argv[1]),sort_keys=True).encode()).hexdigest()[:16])")
+        .arg(&deep)
+        .output()
+        .expect("python3");
+    assert_eq!(ok, String::from_utf8_lossy(&python.stdout).trim());
     let keys: usize = redis::cmd("DBSIZE").query(&mut con).expect("DBSIZE");
     assert_eq!(keys, 0, "a refused pattern was stored");
     server.assert_no_crash();
