@@ -27,16 +27,18 @@ pub const MAX_DEPTH: usize = 512;
 /// Hash of a pattern: the first 16 lowercase hex digits of the SHA-256 of
 /// its canonical text.
 pub fn pattern_hash(text: &[u8], max_bytes: usize) -> Result<String, Cow<'static, str>> {
-    let canonical = canonical_text(text, max_bytes)?;
-    Ok(hash_canonical(&canonical))
+    with_canonical(text, max_bytes, hash_canonical)
 }
 
 /// SHA-256 prefix of an already canonical text.
 pub fn hash_canonical(canonical: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(canonical.as_bytes());
     let mut hex = String::with_capacity(HASH_HEX_LEN);
     for byte in digest.iter().take(HASH_HEX_LEN / 2) {
-        let _ = write!(hex, "{byte:02x}");
+        for nibble in [byte >> 4, byte & 0xf] {
+            hex.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+        }
     }
     hex
 }
@@ -45,6 +47,28 @@ pub fn hash_canonical(canonical: &str) -> String {
 /// Refuses what RFC 8259 refuses, escaped lone surrogates, and nesting
 /// deeper than [`MAX_DEPTH`].
 pub fn canonical_text(text: &[u8], max_bytes: usize) -> Result<String, Cow<'static, str>> {
+    with_canonical(text, max_bytes, str::to_string)
+}
+
+/// Working buffers, kept between calls: hashing a pattern then allocates
+/// nothing once they have grown to the usual size.
+#[derive(Default)]
+struct Buffers {
+    out: String,
+    keys: Vec<u8>,
+    members: Vec<Member>,
+    scratch: String,
+}
+
+/// Buffers larger than this are not kept for the next call.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
+}
+
+/// Canonicalises `text` and hands the canonical text to `finish`.
+fn with_canonical<R>(text: &[u8], max_bytes: usize, finish: impl FnOnce(&str) -> R) -> Result<R, Cow<'static, str>> {
     if text.len() > max_bytes {
         return Err(errors::JSON_TOO_LARGE.into());
     }
@@ -52,23 +76,34 @@ pub fn canonical_text(text: &[u8], max_bytes: usize) -> Result<String, Cow<'stat
     if !starts_with_object(text) {
         return Err(errors::JSON_NOT_OBJECT.into());
     }
-    let mut parser = Parser {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-        depth: 0,
-        out: String::with_capacity(text.len() + text.len() / 8 + 16),
-        keys: Vec::new(),
-        members: Vec::new(),
-        scratch: String::new(),
-    };
-    parser.skip_whitespace();
-    parser.value()?;
-    parser.skip_whitespace();
-    if parser.pos < parser.bytes.len() {
-        return Err(parser.error("trailing characters"));
-    }
-    Ok(parser.out)
+    BUFFERS.with(|cell| {
+        // Re-entry cannot happen (nothing here calls back), but never panic.
+        let mut fresh = Buffers::default();
+        let mut kept = cell.try_borrow_mut().ok();
+        let buffers = kept.as_deref_mut().unwrap_or(&mut fresh);
+        buffers.out.clear();
+        buffers.keys.clear();
+        buffers.members.clear();
+        let mut parser = Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+            buffers,
+        };
+        let result = parser.document().map(|()| finish(&parser.buffers.out));
+        for capacity in [
+            parser.buffers.out.capacity(),
+            parser.buffers.scratch.capacity(),
+            parser.buffers.keys.capacity(),
+        ] {
+            if capacity > KEEP_CAPACITY {
+                *parser.buffers = Buffers::default();
+                break;
+            }
+        }
+        result
+    })
 }
 
 /// One member of an object being written: its decoded key (in `keys`) and
@@ -78,23 +113,29 @@ struct Member {
     text: Range<usize>,
 }
 
-struct Parser<'a> {
+struct Parser<'a, 'b> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
     depth: usize,
-    /// The canonical text so far.
-    out: String,
-    /// Decoded keys of the objects still open (UTF-8: byte order is code
-    /// point order, Python's sort order).
-    keys: Vec<u8>,
-    /// Members of the objects still open, innermost last.
-    members: Vec<Member>,
-    /// Room for reordering a closed object's members.
-    scratch: String,
+    /// `out`: the canonical text so far. `keys`: decoded keys of the objects
+    /// still open (UTF-8 byte order is code point order, Python's sort
+    /// order). `members`: members of the objects still open, innermost last.
+    buffers: &'b mut Buffers,
 }
 
-impl Parser<'_> {
+impl Parser<'_, '_> {
+    /// The whole text: one value, whitespace around it.
+    fn document(&mut self) -> Result<(), Cow<'static, str>> {
+        self.skip_whitespace();
+        self.value()?;
+        self.skip_whitespace();
+        if self.pos < self.bytes.len() {
+            return Err(self.error("trailing characters"));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -151,7 +192,7 @@ impl Parser<'_> {
     fn literal(&mut self, word: &'static str) -> Result<(), Cow<'static, str>> {
         if self.bytes.get(self.pos..self.pos + word.len()) == Some(word.as_bytes()) {
             self.pos += word.len();
-            self.out.push_str(word);
+            self.buffers.out.push_str(word);
             Ok(())
         } else {
             Err(self.error("expected ident"))
@@ -160,7 +201,7 @@ impl Parser<'_> {
 
     fn array(&mut self) -> Result<(), Cow<'static, str>> {
         self.enter()?;
-        self.out.push('[');
+        self.buffers.out.push('[');
         self.skip_whitespace();
         if self.peek() == Some(b']') {
             self.pos += 1;
@@ -172,7 +213,7 @@ impl Parser<'_> {
                 match self.peek() {
                     Some(b',') => {
                         self.pos += 1;
-                        self.out.push_str(", ");
+                        self.buffers.out.push_str(", ");
                     }
                     Some(b']') => {
                         self.pos += 1;
@@ -182,17 +223,17 @@ impl Parser<'_> {
                 }
             }
         }
-        self.out.push(']');
+        self.buffers.out.push(']');
         self.depth -= 1;
         Ok(())
     }
 
     fn object(&mut self) -> Result<(), Cow<'static, str>> {
         self.enter()?;
-        let start = self.out.len();
-        let first_member = self.members.len();
-        let first_key = self.keys.len();
-        self.out.push('{');
+        let start = self.buffers.out.len();
+        let first_member = self.buffers.members.len();
+        let first_key = self.buffers.keys.len();
+        self.buffers.out.push('{');
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -202,20 +243,20 @@ impl Parser<'_> {
                 if self.peek() != Some(b'"') {
                     return Err(self.error("key must be a string"));
                 }
-                if self.members.len() > first_member {
-                    self.out.push_str(", ");
+                if self.buffers.members.len() > first_member {
+                    self.buffers.out.push_str(", ");
                 }
-                let key_start = self.keys.len();
-                let text_start = self.out.len();
+                let key_start = self.buffers.keys.len();
+                let text_start = self.buffers.out.len();
                 self.string(true)?;
                 self.skip_whitespace();
                 self.expect(b':', "expected `:`")?;
-                self.out.push_str(": ");
+                self.buffers.out.push_str(": ");
                 self.skip_whitespace();
                 self.value()?;
-                self.members.push(Member {
-                    key: key_start..self.keys.len(),
-                    text: text_start..self.out.len(),
+                self.buffers.members.push(Member {
+                    key: key_start..self.buffers.keys.len(),
+                    text: text_start..self.buffers.out.len(),
                 });
                 self.skip_whitespace();
                 match self.peek() {
@@ -228,10 +269,10 @@ impl Parser<'_> {
                 }
             }
         }
-        self.out.push('}');
+        self.buffers.out.push('}');
         self.sort_members(start, first_member);
-        self.members.truncate(first_member);
-        self.keys.truncate(first_key);
+        self.buffers.members.truncate(first_member);
+        self.buffers.keys.truncate(first_key);
         self.depth -= 1;
         Ok(())
     }
@@ -239,31 +280,36 @@ impl Parser<'_> {
     /// Rewrites the object that begins at `start` with its members in key
     /// order, a repeated key keeping its last value, as a Python dict does.
     fn sort_members(&mut self, start: usize, first_member: usize) {
-        let keys = &self.keys;
+        let Buffers {
+            out,
+            keys,
+            members,
+            scratch,
+        } = &mut *self.buffers;
         let key = |m: &Member| keys.get(m.key.clone()).unwrap_or_default();
-        let members = self.members.get_mut(first_member..).unwrap_or_default();
+        let members = members.get_mut(first_member..).unwrap_or_default();
         if members.windows(2).all(|pair| matches!(pair, [a, b] if key(a) < key(b))) {
             return; // already sorted, no repeats: written as is
         }
         // A stable sort keeps repeats in input order: the last one wins.
         members.sort_by(|a, b| key(a).cmp(key(b)));
-        self.scratch.clear();
-        self.scratch.push_str(self.out.get(start..).unwrap_or_default());
-        self.out.truncate(start);
-        self.out.push('{');
+        scratch.clear();
+        scratch.push_str(out.get(start..).unwrap_or_default());
+        out.truncate(start);
+        out.push('{');
         let mut written = 0;
         for (i, member) in members.iter().enumerate() {
             if members.get(i + 1).is_some_and(|next| key(next) == key(member)) {
                 continue;
             }
             if written > 0 {
-                self.out.push_str(", ");
+                out.push_str(", ");
             }
             let text = (member.text.start - start)..(member.text.end - start);
-            self.out.push_str(self.scratch.get(text).unwrap_or_default());
+            out.push_str(scratch.get(text).unwrap_or_default());
             written += 1;
         }
-        self.out.push('}');
+        out.push('}');
     }
 
     /// Integers verbatim (`-0` becomes `0`, as Python's int does); anything
@@ -300,12 +346,22 @@ impl Parser<'_> {
         }
         let text = self.text.get(start..self.pos).unwrap_or_default();
         if float {
-            // Rust's parse is correctly rounded, as Python's float() is.
-            write_float(&mut self.out, text.parse().unwrap_or(f64::NAN));
+            if let Some(decimal) = Decimal::exact(text) {
+                // Few enough digits: they are the shortest repr already.
+                write_repr(
+                    &mut self.buffers.out,
+                    decimal.negative,
+                    decimal.digits(),
+                    decimal.exponent,
+                );
+            } else {
+                // Rust's parse is correctly rounded, as Python's float() is.
+                write_float(&mut self.buffers.out, text.parse().unwrap_or(f64::NAN));
+            }
         } else if text == "-0" {
-            self.out.push('0');
+            self.buffers.out.push('0');
         } else {
-            self.out.push_str(text);
+            self.buffers.out.push_str(text);
         }
         Ok(())
     }
@@ -320,17 +376,19 @@ impl Parser<'_> {
     /// also decoded into `keys`.
     fn string(&mut self, key: bool) -> Result<(), Cow<'static, str>> {
         self.pos += 1; // the opening quote
-        self.out.push('"');
+        self.buffers.out.push('"');
         loop {
             // Printable ASCII other than a quote or a backslash stands for itself.
             let run_start = self.pos;
-            while matches!(self.peek(), Some(b' '..=b'~')) && !matches!(self.peek(), Some(b'"' | b'\\')) {
-                self.pos += 1;
-            }
+            let rest = self.bytes.get(run_start..).unwrap_or_default();
+            self.pos += rest
+                .iter()
+                .position(|&b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
+                .unwrap_or(rest.len());
             let run = self.text.get(run_start..self.pos).unwrap_or_default();
-            self.out.push_str(run);
+            self.buffers.out.push_str(run);
             if key {
-                self.keys.extend_from_slice(run.as_bytes());
+                self.buffers.keys.extend_from_slice(run.as_bytes());
             }
             let ch = match self.peek() {
                 Some(b'"') => {
@@ -353,13 +411,13 @@ impl Parser<'_> {
                     ch
                 }
             };
-            write_char(&mut self.out, ch);
+            write_char(&mut self.buffers.out, ch);
             if key {
                 let mut buf = [0u8; 4];
-                self.keys.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                self.buffers.keys.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
             }
         }
-        self.out.push('"');
+        self.buffers.out.push('"');
         Ok(())
     }
 
@@ -441,9 +499,18 @@ pub fn write_float(out: &mut String, value: f64) {
     if let Some(even) = tie_to_even(value.abs(), &digits, exponent) {
         digits = even;
     }
-    out.push_str(sign);
+    write_repr(out, sign == "-", &digits, exponent);
+}
+
+/// Python's layout for the significant `digits` of a double times
+/// 10^`exponent` (of the first digit): plain when the exponent is in -4..16,
+/// else `d.ddde±XX`.
+fn write_repr(out: &mut String, negative: bool, digits: &str, exponent: i32) {
+    if negative {
+        out.push('-');
+    }
     if (-4..16).contains(&exponent) {
-        write_plain(out, &digits, exponent);
+        write_plain(out, digits, exponent);
     } else {
         let (first, rest) = digits.split_at(1.min(digits.len()));
         out.push_str(first);
@@ -457,6 +524,67 @@ pub fn write_float(out: &mut String, value: f64) {
             if exponent < 0 { '-' } else { '+' },
             exponent.unsigned_abs()
         );
+    }
+}
+
+/// A JSON number with at most 15 significant digits and a normal, finite
+/// magnitude. Any two such decimals are further apart than two doubles can
+/// be close, so the double nearest to it prints back as these very digits:
+/// Python's repr needs no float arithmetic for it.
+struct Decimal {
+    negative: bool,
+    digits: [u8; 15],
+    len: usize,
+    /// Decimal exponent of the first significant digit.
+    exponent: i32,
+}
+
+impl Decimal {
+    fn exact(text: &str) -> Option<Decimal> {
+        let (negative, text) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, written_exponent) = match text.find(['e', 'E']) {
+            Some(e) => (text.get(..e)?, text.get(e + 1..)?.parse::<i32>().ok()?),
+            None => (text, 0),
+        };
+        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let mut decimal = Decimal {
+            negative,
+            digits: [b'0'; 15],
+            len: 0,
+            exponent: 0,
+        };
+        // Position of the first significant digit relative to the point.
+        let mut first: Option<i32> = None;
+        let mut zeros_pending = 0usize;
+        for (index, digit) in whole.bytes().chain(fraction.bytes()).enumerate() {
+            let place = i32::try_from(whole.len()).ok()? - 1 - i32::try_from(index).ok()?;
+            if digit == b'0' {
+                if first.is_some() {
+                    zeros_pending += 1;
+                }
+                continue;
+            }
+            first.get_or_insert(place);
+            for _ in 0..zeros_pending {
+                *decimal.digits.get_mut(decimal.len)? = b'0';
+                decimal.len += 1;
+            }
+            zeros_pending = 0;
+            *decimal.digits.get_mut(decimal.len)? = digit;
+            decimal.len += 1;
+        }
+        // Zero keeps its sign in Python (-0.0): the general path handles it.
+        decimal.exponent = first?.checked_add(written_exponent)?;
+        // Normal doubles only (subnormals have fewer significant bits), and
+        // nothing near the overflow to infinity.
+        (-307..=307).contains(&decimal.exponent).then_some(decimal)
+    }
+
+    fn digits(&self) -> &str {
+        std::str::from_utf8(self.digits.get(..self.len).unwrap_or_default()).unwrap_or_default()
     }
 }
 
@@ -664,6 +792,46 @@ mod tests {
             hash_canonical(&canonical_text(text, MAX).expect("valid")),
             hash_canonical(r#"{"f": 256457363877070.62}"#)
         );
+    }
+
+    #[test]
+    fn short_decimals_take_the_fast_path_and_agree_with_the_slow_one() {
+        for text in [
+            "0.582058",
+            "1.5e-07",
+            "100.0",
+            "1E2",
+            "-2.50",
+            "0.0001",
+            "0.00001",
+            "123456789012345.0",
+            "1e15",
+            "1e16",
+            "12345.6789e-3",
+            "0.000123400",
+            "9.99999999999999e307",
+            "1e-307",
+            "-1.5E+20",
+            "7e22",
+        ] {
+            let decimal = Decimal::exact(text).unwrap_or_else(|| panic!("{text} has a fast path"));
+            let mut fast = String::new();
+            write_repr(&mut fast, decimal.negative, decimal.digits(), decimal.exponent);
+            let mut slow = String::new();
+            write_float(&mut slow, text.parse().expect("a number"));
+            assert_eq!(fast, slow, "{text}");
+        }
+        for text in [
+            "0.0",
+            "-0.0",
+            "0e5",
+            "1.0000000000000002",
+            "1e308",
+            "1e-320",
+            "0.30000000000000004",
+        ] {
+            assert!(Decimal::exact(text).is_none(), "{text} needs the slow path");
+        }
     }
 
     #[test]
