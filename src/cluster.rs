@@ -6,8 +6,6 @@
 //! server computed it. Before storing, it asks here; a slot this node does
 //! not serve gets a `MOVED` redirect to the owner, never a misplaced key.
 
-use std::ffi::CStr;
-
 use redis_module::{raw, Context, RedisError, RedisValue};
 
 use crate::keys;
@@ -21,12 +19,14 @@ pub fn redirect_for(ctx: &Context, key: &[u8]) -> Result<Option<String>, RedisEr
         return Ok(None);
     }
     let slot = i64::from(keys::cluster_slot(key));
-    // SAFETY: returns a static C string owned by Redis (or null).
+    // The node name is REDISMODULE_NODE_ID_LEN bytes with no terminating
+    // NUL (another field follows it in memory): read exactly that many.
+    // SAFETY: Redis owns the name for the life of the process.
     let me = unsafe { api!(RedisModule_GetMyClusterID)?() };
     let me = if me.is_null() {
         Vec::new()
     } else {
-        unsafe { CStr::from_ptr(me) }.to_bytes().to_vec()
+        unsafe { std::slice::from_raw_parts(me.cast::<u8>(), raw::REDISMODULE_NODE_ID_LEN as usize) }.to_vec()
     };
     let RedisValue::Array(ranges) = ctx.call("CLUSTER", &["SLOTS"])? else {
         return Ok(Some(format!("CLUSTERDOWN Hash slot {slot} not served")));

@@ -93,6 +93,18 @@ pub fn hash_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(RedisValue::BulkString(hash))
 }
 
+/// WARGAMING.PATTERNHASH: `<json>`. The hash alone, from a read-only
+/// command: it runs on replicas and when memory is full, where the
+/// write-flagged `HASHPATTERN ... NOSTORE` is refused.
+pub fn pattern_hash_only(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let pattern = args.into_iter().nth(1).ok_or(RedisError::WrongArity)?;
+    let hash = canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
+    Ok(RedisValue::BulkString(hash))
+}
+
 /// WARGAMING.SETPATTERN: `<hash> <json> [EX seconds | PX milliseconds]`.
 /// Stores a pattern under a hash the client computed (with NOSTORE): routed
 /// by the hash in a cluster, and refused unless it is the pattern's hash.

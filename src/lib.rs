@@ -59,6 +59,9 @@ fn getmatrix(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn hashpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard::command(ctx, args, commands::hash_pattern)
 }
+fn patternhash(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guard::command(ctx, args, commands::pattern_hash_only)
+}
 fn setpattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard::command(ctx, args, commands::set_pattern)
 }
@@ -106,6 +109,7 @@ redis_module! {
         ["wargaming.setmatrix", setmatrix, "write deny-oom", 1, 1, 1, "", "wargaming"],
         ["wargaming.getmatrix", getmatrix, "readonly fast", 1, 1, 1, "", "wargaming"],
         ["wargaming.hashpattern", hashpattern, "write deny-oom", 0, 0, 0, "", "wargaming"],
+        ["wargaming.patternhash", patternhash, "readonly", 0, 0, 0, "", "wargaming"],
         ["wargaming.setpattern", setpattern, "write deny-oom", 1, 1, 1, "", "wargaming"],
         ["wargaming.getpattern", getpattern, "readonly fast", 1, 1, 1, "", "wargaming"],
         ["wargaming.invalidate", invalidate, "write getkeys-api", 1, -1, 1, "", "wargaming"],

@@ -457,12 +457,29 @@ fn hashpattern_answers_on_any_node_and_a_storing_one_lands_on_the_owner() {
     };
     let mut checks = Checks(Vec::new());
 
-    checks.run("HASHPATTERN NOSTORE on every node, replicas included", || {
+    checks.run("HASHPATTERN NOSTORE on every master, PATTERNHASH on every node", || {
         for port in cluster.live_ports() {
-            let got = try_q(&mut cluster.direct(port), "WARGAMING.HASHPATTERN", &[&text, "NOSTORE"]);
-            match got {
-                Ok(v) => assert_eq!(String::from_redis_value(&v).unwrap(), hash, "node {port}"),
-                Err(e) => panic!("node {port} ({}): {}", role(&cluster, port), error_text(&e)),
+            let is_master = masters.contains(&port);
+            // HASHPATTERN is a write command (it stores unless NOSTORE):
+            // replicas refuse it; the read-only PATTERNHASH runs anywhere.
+            let mut attempts = vec![("WARGAMING.PATTERNHASH", vec![text.as_str()])];
+            if is_master {
+                attempts.push(("WARGAMING.HASHPATTERN", vec![text.as_str(), "NOSTORE"]));
+            }
+            for (command, args) in attempts {
+                match try_q(&mut cluster.direct(port), command, &args) {
+                    Ok(v) => assert_eq!(String::from_redis_value(&v).unwrap(), hash, "{command} on node {port}"),
+                    Err(e) => panic!(
+                        "{command} on node {port} ({}): {}",
+                        role(&cluster, port),
+                        error_text(&e)
+                    ),
+                }
+            }
+            if !is_master {
+                let e = try_q(&mut cluster.direct(port), "WARGAMING.HASHPATTERN", &[&text, "NOSTORE"])
+                    .expect_err("a replica refuses a write command");
+                assert!(error_text(&e).starts_with("READONLY"), "{}", error_text(&e));
             }
         }
         nowhere(&cluster, &pattern_key(&hash));

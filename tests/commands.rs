@@ -759,3 +759,59 @@ fn oom_refuses_setters_but_not_invalidate_or_getters() {
     let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("a").query(&mut con).unwrap();
     assert_eq!(n, 1);
 }
+
+#[test]
+fn patternhash_is_read_only_and_agrees_with_hashpattern() {
+    let server = Server::start();
+    let mut con = server.connection();
+    let pattern = r#"{"b": [1, 2.5], "a": "é"}"#;
+    let via_hashpattern: String = redis::cmd("WARGAMING.HASHPATTERN")
+        .arg(pattern)
+        .arg("NOSTORE")
+        .query(&mut con)
+        .unwrap();
+    let via_patternhash: String = redis::cmd("WARGAMING.PATTERNHASH")
+        .arg(pattern)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(via_patternhash, via_hashpattern);
+    assert_eq!(via_patternhash, python_hash(pattern));
+    let info: Vec<Vec<Value>> = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("wargaming.patternhash")
+        .query(&mut con)
+        .unwrap();
+    let flags: Vec<String> = redis::from_redis_value(&info[0][2]).unwrap();
+    assert!(
+        flags.contains(&"readonly".to_string()) && !flags.contains(&"write".to_string()),
+        "{flags:?}"
+    );
+    assert_eq!(
+        error_of(&mut con, "WARGAMING.PATTERNHASH", &["[1]"]),
+        "ERR invalid JSON: the value must be a JSON object"
+    );
+    assert!(
+        error_of(&mut con, "WARGAMING.PATTERNHASH", &["{}", "NOSTORE"]).starts_with("ERR wrong number of arguments")
+    );
+    // Memory full: the write-flagged HASHPATTERN is refused, PATTERNHASH answers.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .exec(&mut con)
+        .unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .exec(&mut con)
+        .unwrap();
+    assert!(error_of(&mut con, "WARGAMING.HASHPATTERN", &[pattern, "NOSTORE"]).starts_with("OOM"));
+    let under_oom: String = redis::cmd("WARGAMING.PATTERNHASH")
+        .arg(pattern)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(under_oom, via_hashpattern);
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(dbsize, 0);
+}
