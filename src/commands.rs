@@ -7,7 +7,7 @@ use redis_module::{Context, NextArg, RedisError, RedisResult, RedisString, Redis
 
 use crate::keys::{self, Kind};
 use crate::store::{self, api};
-use crate::{args, canonical, cluster, config, errors, guard, invalidate, json, keycount, stats};
+use crate::{args, canonical, cluster, config, errors, guard, invalidate, json, keycount, keyspecs, stats};
 
 fn err(message: Cow<'static, str>) -> RedisError {
     match message {
@@ -146,7 +146,7 @@ pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
         // INVALIDATE ALL declares no key, so a cluster runs it on any node.
         if !all {
             for position in 1..args.len() {
-                ctx.key_at_pos(i32::try_from(position).unwrap_or(i32::MAX));
+                keyspecs::deleted_key_at(ctx, position);
             }
         }
         return Ok(RedisValue::NoReply);
@@ -195,7 +195,10 @@ pub fn stats_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 pub fn init(ctx: &Context, args: &[RedisString]) -> redis_module::Status {
     let words: Vec<&[u8]> = args.iter().map(RedisString::as_slice).collect();
     invalidate::init(ctx);
-    match config::check_load_args(&words).and_then(|()| keycount::init(ctx)) {
+    match config::check_load_args(&words)
+        .and_then(|()| keycount::init(ctx))
+        .and_then(|()| keyspecs::register(ctx))
+    {
         Ok(()) => redis_module::Status::Ok,
         Err(message) => {
             guard::log_warning(&message);

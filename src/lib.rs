@@ -26,6 +26,7 @@ pub mod invalidate;
 pub mod json;
 pub mod keycount;
 pub mod keys;
+pub mod keyspecs;
 pub mod stats;
 pub mod store;
 

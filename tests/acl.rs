@@ -221,14 +221,21 @@ fn key_patterns_apply_to_the_declared_id_not_the_real_key() {
     // still deletes every prediction.
     assert_eq!(ok(&mut con, "WARGAMING.INVALIDATE", &["ALL"]), Value::Int(3));
 
-    // Read-only key permission is not enough even for the getters: with
-    // (first, last, step) key positions Redis gives module commands a key
-    // spec that demands read and write access (flags RW access update).
+    // The key specs say what each command does to its key: read-only key
+    // permission is enough for the getters, and only for them; write-only
+    // permission is enough for the setters and INVALIDATE.
     set(&mut admin, "reader", with(&["%R~*"], &[]));
     let mut con = login(&server, "reader");
-    noperm(&mut con, "WARGAMING.GETPRED", &["apv_1"]);
+    ok(&mut con, "WARGAMING.GETPRED", &["apv_1"]);
+    ok(&mut con, "WARGAMING.GETMATRIX", &["m"]);
     noperm(&mut con, "WARGAMING.SETPRED", &["apv_1", "{}"]);
+    noperm(&mut con, "WARGAMING.INVALIDATE", &["apv_1"]);
     assert!(matches!(ok(&mut con, "WARGAMING.STATS", &[]), Value::Array(_)));
+    set(&mut admin, "writer", with(&["%W~*"], &[]));
+    let mut con = login(&server, "writer");
+    ok(&mut con, "WARGAMING.SETPRED", &["apv_w", "{}"]);
+    ok(&mut con, "WARGAMING.INVALIDATE", &["apv_w"]);
+    noperm(&mut con, "WARGAMING.GETPRED", &["apv_1"]);
     server.assert_no_crash();
 }
 
