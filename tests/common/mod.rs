@@ -246,6 +246,27 @@ impl Drop for Server {
     }
 }
 
+fn replication_offset(server: &Server, field: &str) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut server.connection())
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+}
+
+/// Waits until the replica has processed everything the master has sent
+/// so far, whoever wrote it (WAIT only covers the calling connection's own
+/// writes, not a sweep's deletions or other clients' writes).
+pub fn wait_replica_synced(master: &Server, replica: &Server) {
+    let target = replication_offset(master, "master_repl_offset:");
+    wait_for("replica to catch up with the master", Duration::from_secs(60), || {
+        replication_offset(replica, "master_repl_offset:") >= target
+    });
+}
+
 /// Waits until `check` holds, or panics after `timeout` with `what`.
 pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -19,7 +19,7 @@ case, surrogate pairs) for any character, raw UTF-8 from every plane, and
 numbers in many spellings. A fixed set of edge cases comes first, then random
 patterns up to --count. Nothing generated holds a lone surrogate (the module
 refuses those while Python accepts them), nests deeper than 20 levels (the
-module's parser stops at 128) or has integers of over 1000 digits (Python
+module stops at 512) or has integers of over 1000 digits (Python
 refuses more than 4300).
 """
 
