@@ -16,11 +16,6 @@ fn err(message: Cow<'static, str>) -> RedisError {
     }
 }
 
-/// Remaining arguments as byte slices, for the pure option parser.
-fn rest<I: Iterator<Item = RedisString>>(args: I) -> Vec<RedisString> {
-    args.collect()
-}
-
 /// WARGAMING.SETPRED / SETMATRIX: `<id> <json> [EX seconds | PX milliseconds]`.
 pub fn set_entry(ctx: &Context, args: Vec<RedisString>, kind: Kind) -> RedisResult {
     if args.len() < 3 {
@@ -29,7 +24,7 @@ pub fn set_entry(ctx: &Context, args: Vec<RedisString>, kind: Kind) -> RedisResu
     let mut args = args.into_iter().skip(1);
     let id = args.next_arg()?;
     let value = args.next_arg()?;
-    let options = rest(args);
+    let options: Vec<RedisString> = args.collect();
     keys::validate_id(id.as_slice()).map_err(RedisError::Str)?;
     let options =
         args::parse_write_options(options.iter().map(RedisString::as_slice), false).map_err(RedisError::Str)?;
@@ -78,7 +73,7 @@ pub fn hash_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     let mut args = args.into_iter().skip(1);
     let pattern = args.next_arg()?;
-    let options = rest(args);
+    let options: Vec<RedisString> = args.collect();
     let options =
         args::parse_write_options(options.iter().map(RedisString::as_slice), true).map_err(RedisError::Str)?;
     let hash = canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
@@ -115,7 +110,7 @@ pub fn set_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let mut args = args.into_iter().skip(1);
     let claimed = args.next_arg()?;
     let pattern = args.next_arg()?;
-    let options = rest(args);
+    let options: Vec<RedisString> = args.collect();
     keys::validate_pattern_hash(claimed.as_slice()).map_err(RedisError::Str)?;
     let options =
         args::parse_write_options(options.iter().map(RedisString::as_slice), false).map_err(RedisError::Str)?;

@@ -82,9 +82,9 @@ pub fn check_load_args(args: &[&[u8]]) -> Result<(), String> {
     while let Some(name) = words.next() {
         let config = ALL
             .iter()
-            .find(|c| c.name.as_bytes() == *name || format!("wargaming.{}", c.name).as_bytes() == *name)
+            .find(|c| c.name.as_bytes() == *name)
             .ok_or_else(|| format!("{}: {}", errors::CONFIG_UNKNOWN, String::from_utf8_lossy(name)))?;
-        let value = words
+        words
             .next()
             .and_then(|v| crate::args::parse_strict_i64(v))
             .filter(|v| (config.min..=config.max).contains(v))
@@ -97,7 +97,6 @@ pub fn check_load_args(args: &[&[u8]]) -> Result<(), String> {
                     config.max
                 )
             })?;
-        let _ = value;
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Every error reply the module sends, in one place.
 //!
-//! Each message starts with `ERR` (Redis's generic error code) and names the
-//! problem. `WRONGTYPE` and `OOM` come from Redis itself.
+//! Each reply starts with `ERR` (Redis's generic error code) and names the
+//! problem; `WRONGTYPE` and `OOM` come from Redis itself. The `CONFIG_*`
+//! texts are log lines (module load), not replies.
 
 pub const SYNTAX: &str = "ERR syntax error";
 pub const INTERNAL: &str = "ERR internal error in the wargaming module (see the server log)";
@@ -20,6 +21,11 @@ pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const EXPIRE_NOT_POSITIVE: &str = "ERR invalid expire time: EX/PX must be a positive integer";
 pub const EXPIRE_TOO_LARGE: &str = "ERR invalid expire time: too large";
 pub const NOSTORE_WITH_TTL: &str = "ERR EX/PX cannot be combined with NOSTORE";
+
+// INVALIDATE ALL, when its sweep cannot go on.
+pub const INVALIDATE_REPLICA: &str =
+    "ERR INVALIDATE ALL stopped: this server became a replica (its master's data now rules)";
+pub const INVALIDATE_LOADING: &str = "ERR INVALIDATE ALL stopped: the server is loading a dataset";
 
 // JSON values.
 pub const JSON_TOO_LARGE: &str = "ERR JSON value larger than wargaming.max-json-bytes";

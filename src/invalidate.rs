@@ -153,36 +153,51 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
             | raw::REDISMODULE_CTX_FLAGS_LUA
             | raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING)
         != 0;
+    // Everything that can fail comes before blocking the caller.
+    let exists = with_sweep(db, kind, |_| ()).is_some();
+    let cursor = if exists { None } else { Some(store::ScanCursor::new()?) };
     let client = if synchronous { None } else { Some(block(ctx)?) };
     let job = Job {
         id: job,
         client,
         deleted: 0,
     };
-    let joined = with_sweep(db, kind, |sweep| {
-        // Everything that survived so far was written before this job.
-        for owner in sweep.written.values_mut() {
-            if owner.is_none() {
-                *owner = Some(job.id);
-            }
+    match cursor {
+        None => {
+            with_sweep(db, kind, |sweep| {
+                // Everything that survived so far was written before this job.
+                for owner in sweep.written.values_mut() {
+                    if owner.is_none() {
+                        *owner = Some(job.id);
+                    }
+                }
+                sweep.jobs.push(job);
+            });
         }
-        sweep.jobs.push(job);
-    });
-    if joined.is_none() {
-        let sweep = Sweep {
-            db,
-            kind,
-            cursor: Some(store::ScanCursor::new()?),
-            jobs: vec![job],
-            written: HashMap::new(),
-            scan_done: false,
-        };
-        SWEEPS
-            .with(|sweeps| sweeps.try_borrow_mut().map(|mut s| s.push(sweep)))
-            .map_err(|_| RedisError::Str(errors::INTERNAL))?;
-        let was_active = ACTIVE.swap(true, Ordering::Relaxed);
-        if !synchronous && !was_active {
-            arm_timer(ctx)?;
+        Some(cursor) => {
+            let sweep = Sweep {
+                db,
+                kind,
+                cursor: Some(cursor),
+                jobs: vec![job],
+                written: HashMap::new(),
+                scan_done: false,
+            };
+            let pushed = SWEEPS.with(|sweeps| sweeps.try_borrow_mut().map(|mut s| s.push(sweep)).is_ok());
+            if !pushed {
+                // A blocked caller gets its error through the unblock.
+                return match job.client {
+                    Some(_) => {
+                        unblock(&job, Err(errors::INTERNAL));
+                        Ok(RedisValue::NoReply)
+                    }
+                    None => Err(RedisError::Str(errors::INTERNAL)),
+                };
+            }
+            ACTIVE.store(true, Ordering::Relaxed);
+            if !synchronous {
+                arm_timer(ctx)?;
+            }
         }
     }
     if synchronous {
@@ -193,8 +208,20 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
     Ok(RedisValue::NoReply)
 }
 
-/// Runs a slice of every running sweep; the budget is shared.
+/// Runs a slice of every running sweep; the budget is shared. A server
+/// that became a replica, or is loading a dataset, stops every sweep: the
+/// keys it would delete now are its master's or the loaded ones.
 fn pump(ctx: &Context) {
+    // SAFETY: plain accessor on the callback's context.
+    let flags = unsafe { raw::RedisModule_GetContextFlags }.map_or(0, |f| unsafe { f(ctx.get_raw()) }) as u32;
+    if flags & raw::REDISMODULE_CTX_FLAGS_SLAVE != 0 {
+        abandon_all(errors::INVALIDATE_REPLICA);
+        return;
+    }
+    if flags & raw::REDISMODULE_CTX_FLAGS_LOADING != 0 {
+        abandon_all(errors::INVALIDATE_LOADING);
+        return;
+    }
     let running: Vec<(i32, Kind)> = SWEEPS
         .with(|sweeps| sweeps.try_borrow().map(|s| s.iter().map(|s| (s.db, s.kind)).collect()))
         .unwrap_or_default();
@@ -213,6 +240,8 @@ fn pump(ctx: &Context) {
 /// Redis 7.0 fires module timers at most every millisecond, which would
 /// leave the loop idle a quarter of the time between 3 ms slices.
 static BEFORE_SLEEP: AtomicBool = AtomicBool::new(false);
+/// One keep-awake timer at a time.
+static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
 
 /// Subscribes to the event loop's before-sleep event (Redis 7.0+).
 pub fn init(ctx: &Context) {
@@ -237,6 +266,9 @@ extern "C" fn on_event_loop(ctx: *mut raw::RedisModuleCtx, _eid: raw::RedisModul
 /// until the next server cron (and does the slices itself if the
 /// before-sleep event is unavailable).
 fn arm_timer(ctx: &Context) -> Result<(), RedisError> {
+    if TIMER_ARMED.swap(true, Ordering::Relaxed) {
+        return Ok(());
+    }
     let create = api!(RedisModule_CreateTimer)?;
     // SAFETY: the callback ignores its data.
     unsafe { create(ctx.get_raw(), 1, Some(on_timer), std::ptr::null_mut()) };
@@ -246,6 +278,7 @@ fn arm_timer(ctx: &Context) -> Result<(), RedisError> {
 extern "C" fn on_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
     let ctx = Context::new(ctx);
     guard::callback("invalidate timer", || {
+        TIMER_ARMED.store(false, Ordering::Relaxed);
         if !BEFORE_SLEEP.load(Ordering::Relaxed) {
             pump(&ctx);
         }
@@ -383,26 +416,66 @@ fn finish(db: i32, kind: Kind) -> Vec<(JobId, u64)> {
     for job in &sweep.jobs {
         stats::record_invalidated(kind, job.deleted);
         counts.push((job.id, job.deleted));
-        if let Some(client) = job.client {
-            let count = Box::into_raw(Box::new(job.deleted));
-            // SAFETY: each blocked client is unblocked exactly once; the count
-            // is freed by free_count after reply_count reads it.
-            if let Some(unblock) = unsafe { raw::RedisModule_UnblockClient } {
-                unsafe { unblock(client.as_ptr(), count.cast()) };
-            }
-        }
+        unblock(job, Ok(job.deleted));
     }
     counts
+}
+
+/// Stops every sweep; waiting callers get `error`.
+fn abandon_all(error: &'static str) {
+    let sweeps = SWEEPS.with(|sweeps| {
+        sweeps
+            .try_borrow_mut()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    });
+    ACTIVE.store(false, Ordering::Relaxed);
+    for sweep in sweeps {
+        for job in &sweep.jobs {
+            stats::record_invalidated(sweep.kind, job.deleted);
+            unblock(job, Err(error));
+        }
+    }
+}
+
+/// FLUSHDB/FLUSHALL (also before a full sync or a reload): every entry a
+/// sweep condemned is gone, so its callers get their counts now; it must
+/// not go on to delete what is written or loaded next.
+pub fn on_flush(dbnum: i32) {
+    let flushed: Vec<(i32, Kind)> = SWEEPS
+        .with(|sweeps| {
+            sweeps.try_borrow().map(|s| {
+                s.iter()
+                    .filter(|s| dbnum < 0 || s.db == dbnum)
+                    .map(|s| (s.db, s.kind))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    for (db, kind) in flushed {
+        finish(db, kind);
+    }
+}
+
+/// Replies to a blocked caller (if any) with its outcome.
+fn unblock(job: &Job, outcome: Result<u64, &'static str>) {
+    let Some(client) = job.client else { return };
+    let outcome = Box::into_raw(Box::new(outcome));
+    // SAFETY: each blocked client is unblocked exactly once; the outcome
+    // is freed by free_outcome after reply_outcome reads it.
+    if let Some(unblock) = unsafe { raw::RedisModule_UnblockClient } {
+        unsafe { unblock(client.as_ptr(), outcome.cast()) };
+    }
 }
 
 fn block(ctx: &Context) -> Result<NonNull<raw::RedisModuleBlockedClient>, RedisError> {
     let block = api!(RedisModule_BlockClient)?;
     // SAFETY: callbacks match the API's signatures; no timeout.
-    let client = unsafe { block(ctx.get_raw(), Some(reply_count), None, Some(free_count), 0) };
+    let client = unsafe { block(ctx.get_raw(), Some(reply_outcome), None, Some(free_outcome), 0) };
     NonNull::new(client).ok_or(RedisError::Str(errors::INTERNAL))
 }
 
-extern "C" fn reply_count(
+extern "C" fn reply_outcome(
     ctx: *mut raw::RedisModuleCtx,
     _argv: *mut *mut raw::RedisModuleString,
     _argc: c_int,
@@ -410,18 +483,21 @@ extern "C" fn reply_count(
     let context = Context::new(ctx);
     let mut status = raw::REDISMODULE_OK as c_int;
     guard::callback("invalidate reply", || {
-        // SAFETY: the private data is the Box<u64> given to UnblockClient.
-        let count = unsafe { raw::RedisModule_GetBlockedClientPrivateData.map(|f| f(ctx)) }
-            .and_then(|p| NonNull::new(p.cast::<u64>()))
-            .map_or(0, |p| unsafe { *p.as_ptr() });
-        status = context.reply(Ok(RedisValue::Integer(i64::try_from(count).unwrap_or(i64::MAX)))) as c_int;
+        // SAFETY: the private data is the Box given to UnblockClient.
+        let outcome = unsafe { raw::RedisModule_GetBlockedClientPrivateData.map(|f| f(ctx)) }
+            .and_then(|p| NonNull::new(p.cast::<Result<u64, &'static str>>()))
+            .map_or(Err(errors::INTERNAL), |p| unsafe { *p.as_ptr() });
+        let reply = outcome
+            .map(|n| RedisValue::Integer(i64::try_from(n).unwrap_or(i64::MAX)))
+            .map_err(RedisError::Str);
+        status = context.reply(reply) as c_int;
     });
     status
 }
 
-extern "C" fn free_count(_ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
+extern "C" fn free_outcome(_ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
     if !data.is_null() {
-        // SAFETY: data came from Box::into_raw in finish.
-        drop(unsafe { Box::from_raw(data.cast::<u64>()) });
+        // SAFETY: data came from Box::into_raw in unblock.
+        drop(unsafe { Box::from_raw(data.cast::<Result<u64, &'static str>>()) });
     }
 }

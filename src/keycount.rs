@@ -143,6 +143,7 @@ extern "C" fn on_flush(_ctx: *mut raw::RedisModuleCtx, _eid: raw::RedisModuleEve
         }
         // SAFETY: Redis passes a RedisModuleFlushInfo with this event.
         let info = unsafe { &*data.cast::<raw::RedisModuleFlushInfo>() };
+        crate::invalidate::on_flush(info.dbnum);
         if info.dbnum < 0 {
             COUNTS.with(|c| c.try_borrow_mut().map(|mut c| c.clear()).ok());
         } else {

@@ -75,8 +75,8 @@ fn invalidate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guard::command(ctx, args, commands::stats_command)
 }
-fn info(ctx: &InfoContext, _for_crash_report: bool) {
-    guard::callback("INFO", || stats::info(ctx));
+fn info(ctx: &InfoContext, for_crash_report: bool) {
+    guard::callback("INFO", || stats::info(ctx, for_crash_report));
 }
 fn on_keyspace_event(ctx: &Context, class: redis_module::NotifyEvent, event: &str, key: &[u8]) {
     guard::callback("keyspace event", || {

@@ -105,10 +105,8 @@ fn ratio(hits: u64, misses: u64) -> Figure {
     Figure::Ratio(if total == 0 { 0.0 } else { hits as f64 / total as f64 })
 }
 
-/// Every figure, in reply order: totals, then per kind, then server
-/// figures. `keys` counts the live entries of database `db`, or of every
-/// database when `None` (INFO has no selected database).
-pub fn fields(db: Option<i32>) -> Vec<(String, Figure)> {
+/// The module's own figures: totals, then per kind.
+fn counter_fields(db: Option<i32>) -> Vec<(String, Figure)> {
     const NAMES: [&str; 6] = ["hits", "misses", "sets", "invalidated", "expired", "evicted"];
     let per_kind: Vec<(Kind, [u64; 6], i64)> = Kind::ALL
         .iter()
@@ -141,6 +139,14 @@ pub fn fields(db: Option<i32>) -> Vec<(String, Figure)> {
     for (kind, counts, keys) in &per_kind {
         push_group(&format!("{}_", kind.stats_name()), counts, *keys);
     }
+    out
+}
+
+/// Every figure, in reply order: totals, then per kind, then server
+/// figures. `keys` counts the live entries of database `db`, or of every
+/// database when `None` (INFO has no selected database).
+pub fn fields(db: Option<i32>) -> Vec<(String, Figure)> {
+    let mut out = counter_fields(db);
     out.push((
         "connected_clients".to_string(),
         Figure::Int(server_int(c"clients", c"connected_clients")),
@@ -231,10 +237,17 @@ pub fn reply(ctx: &Context) -> RedisResult {
 
 /// The `# wargaming` INFO section (fields prefixed `wargaming_` by Redis).
 #[allow(deprecated)] // the builder cannot name the section after the module alone
-pub fn info(ctx: &InfoContext) {
+/// In a crash report only the module's own counters are added: asking the
+/// server for INFO while it is crashing is best avoided.
+pub fn info(ctx: &InfoContext, for_crash_report: bool) {
     // No name: Redis titles the section with the module name, `# wargaming`.
     ctx.add_info_section(None);
-    for (name, figure) in fields(None) {
+    let fields = if for_crash_report {
+        counter_fields(None)
+    } else {
+        fields(None)
+    };
+    for (name, figure) in fields {
         match figure {
             Figure::Int(v) => ctx.add_info_field_long_long(&name, v),
             Figure::Ratio(v) => ctx.add_info_field_str(&name, &format!("{v:.6}")),

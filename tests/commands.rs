@@ -682,7 +682,12 @@ fn command_table_declares_flags_and_keys() {
         let info: Vec<Vec<Value>> = redis::cmd("COMMAND").arg("INFO").arg(name).query(con).unwrap();
         redis::from_redis_value(&info[0][2]).unwrap()
     };
-    for name in ["wargaming.setpred", "wargaming.setmatrix", "wargaming.hashpattern"] {
+    for name in [
+        "wargaming.setpred",
+        "wargaming.setmatrix",
+        "wargaming.hashpattern",
+        "wargaming.setpattern",
+    ] {
         let flags = flags_of(&mut con, name);
         assert!(
             flags.contains(&"write".to_string()) && flags.contains(&"denyoom".to_string()),
@@ -817,4 +822,83 @@ fn patternhash_is_read_only_and_agrees_with_hashpattern() {
     assert_eq!(under_oom, via_hashpattern);
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(dbsize, 0);
+}
+
+#[test]
+fn stats_count_expiry_and_reset_keeps_key_counts() {
+    let server = Server::start();
+    let mut con = server.connection();
+    redis::cmd("WARGAMING.SETPRED")
+        .arg("keep")
+        .arg("{}")
+        .exec(&mut con)
+        .unwrap();
+    redis::cmd("WARGAMING.SETMATRIX")
+        .arg("m")
+        .arg("{}")
+        .exec(&mut con)
+        .unwrap();
+    redis::cmd("WARGAMING.SETPRED")
+        .arg("short")
+        .arg("{}")
+        .arg("PX")
+        .arg(1)
+        .exec(&mut con)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // A read reclaims the expired key: Redis fires `expired`.
+    let gone: Option<String> = redis::cmd("WARGAMING.GETPRED").arg("short").query(&mut con).unwrap();
+    assert_eq!(gone, None);
+    assert_eq!(stat_int(&mut con, "ml_pred_expired"), 1);
+    assert_eq!(stat_int(&mut con, "expired"), 1);
+    assert_eq!(stat_int(&mut con, "ml_pred_keys"), 1);
+    assert_eq!(stat_int(&mut con, "confusion_keys"), 1);
+    assert_eq!(stat_int(&mut con, "keys"), 2);
+    redis::cmd("WARGAMING.INVALIDATE").arg("keep").exec(&mut con).unwrap();
+    assert_eq!(stat_int(&mut con, "invalidated"), 1);
+    redis::cmd("WARGAMING.STATS").arg("RESET").exec(&mut con).unwrap();
+    for field in ["expired", "ml_pred_expired", "invalidated", "evicted", "sets", "misses"] {
+        assert_eq!(stat_int(&mut con, field), 0, "{field} is an event counter");
+    }
+    assert_eq!(stat_int(&mut con, "keys"), 1, "keys is a count, not an event counter");
+    assert_eq!(stat_int(&mut con, "confusion_keys"), 1);
+    // The configuration and version figures.
+    assert_eq!(stat_int(&mut con, "pred_ttl"), 86_400);
+    assert_eq!(stat_int(&mut con, "matrix_ttl"), 300);
+    assert_eq!(stat_int(&mut con, "pattern_ttl"), 43_200);
+    assert_eq!(stat_int(&mut con, "max_json_bytes"), 1_048_576);
+    let version: String = redis::from_redis_value(&stat(&mut con, "module_version")).unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn info_shows_the_same_figures_as_stats() {
+    let server = Server::start();
+    let mut con = server.connection();
+    redis::cmd("WARGAMING.SETPRED")
+        .arg("a")
+        .arg("{}")
+        .exec(&mut con)
+        .unwrap();
+    redis::cmd("WARGAMING.GETPRED").arg("a").exec(&mut con).unwrap();
+    redis::cmd("WARGAMING.GETMATRIX").arg("x").exec(&mut con).unwrap();
+    let fields: Vec<(String, Value)> = redis::cmd("WARGAMING.STATS").query(&mut con).unwrap();
+    let info: String = redis::cmd("INFO").arg("wargaming").query(&mut con).unwrap();
+    for (name, value) in &fields {
+        // Server figures move between the two calls; ratios are rounded in INFO.
+        if ["connected_clients", "used_memory", "used_memory_human"].contains(&name.as_str()) {
+            continue;
+        }
+        let line = info
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("wargaming_{name}:")))
+            .unwrap_or_else(|| panic!("INFO lacks wargaming_{name}:\n{info}"));
+        let stat: String = redis::from_redis_value(value).unwrap();
+        if name.ends_with("hit_ratio") {
+            let (a, b): (f64, f64) = (stat.parse().unwrap(), line.parse().unwrap());
+            assert!((a - b).abs() < 1e-6, "{name}: {a} vs {b}");
+        } else {
+            assert_eq!(line, stat, "{name}");
+        }
+    }
 }

@@ -129,9 +129,10 @@ fn random_op(rng: &mut StdRng, con: &mut redis::Connection, log: &mut Vec<String
     }
 }
 
-fn rare_op(rng: &mut StdRng, master: &mut Server, replica: &mut Server, log: &mut Vec<String>) {
+/// The rare operations run in turn (each at least once per run), with
+/// random operations in between.
+fn rare_op(op: usize, master: &mut Server, replica: &mut Server, log: &mut Vec<String>) {
     let mut con = master.connection();
-    let op = rng.gen_range(0..8);
     log.push(format!("rare {op}"));
     match op {
         0 => redis::cmd("SWAPDB").arg(0).arg(1).exec(&mut con).unwrap(),
@@ -238,7 +239,7 @@ fn keys_match_scan_under_random_operations() {
             }
         }
         if batch % 6 == 5 {
-            rare_op(&mut rng, &mut master, &mut replica, &mut log);
+            rare_op(batch / 6 % 8, &mut master, &mut replica, &mut log);
         }
         // Let short TTLs pass; SCAN on the master then reclaims them.
         std::thread::sleep(Duration::from_millis(20));

@@ -96,6 +96,8 @@ impl Server {
     }
 
     /// Starts a server that may fail to start; returns its log on failure.
+    /// A port taken between choosing it and binding it (another test's
+    /// server) is retried on a fresh one.
     pub fn try_with(config: Config) -> Result<Server, String> {
         let dir = tempfile::Builder::new()
             .prefix("wargaming-test-")
@@ -107,8 +109,16 @@ impl Server {
             config,
             child: None,
         };
-        server.launch()?;
-        Ok(server)
+        let mut attempts = 0;
+        loop {
+            match server.launch() {
+                Err(log) if log.contains("Address already in use") && attempts < 5 => {
+                    attempts += 1;
+                    server.port = 0;
+                }
+                other => return other.map(|()| server),
+            }
+        }
     }
 
     fn conf_path(&self) -> PathBuf {
@@ -234,6 +244,8 @@ impl Server {
             "crashed by signal",
             "panicked at",
             "ASSERTION FAILED",
+            // The module's panic barrier caught a bug.
+            "bug caught",
         ] {
             assert!(!log.contains(sign), "server log shows a crash ({sign}):\n{log}");
         }
