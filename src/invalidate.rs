@@ -1,8 +1,11 @@
 //! `WARGAMING.INVALIDATE ALL` without stalling the server.
 //!
-//! A sweep scans the selected database in slices from a timer, each slice
-//! bounded by a time budget, so other clients are served between slices.
-//! The caller is blocked and gets the exact count when the sweep ends.
+//! A sweep scans the selected database in slices, one each time the event
+//! loop is about to sleep (a 1 ms timer keeps it from sleeping long), each
+//! slice bounded by a time budget, so other clients are served between
+//! slices. The caller is blocked and gets the exact count when the sweep
+//! ends. A sweep stops if the server turns replica or loads a dataset, and
+//! ends at a FLUSHDB/FLUSHALL of its database.
 //!
 //! Semantics are those of an instant delete:
 //! - The moment ALL is accepted, every existing entry of the kind is
