@@ -14,13 +14,11 @@
 //!   delete it without any event. We also count every key of the database
 //!   (`total`), so after `rename_to`/`copy_to`/`restore` a total above
 //!   RM_DbSize reveals the silent deletion, of a key with the target's name.
-//! - Our own overwrites: RM_StringSet deletes the old value silently and
-//!   fires `new`; the store says so beforehand ([`expect_overwrite`]).
 //!
 //! Callbacks only update counters: writing to the keyspace from a
 //! notification callback is unsafe on 7.0.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ffi::c_void;
 use std::os::raw::c_int;
 
@@ -36,7 +34,6 @@ const TOTAL: usize = 3;
 thread_local! {
     // Events and commands run on Redis's main thread.
     static COUNTS: RefCell<Vec<DbCounts>> = const { RefCell::new(Vec::new()) };
-    static OVERWRITING: Cell<bool> = const { Cell::new(false) };
 }
 
 fn update(db: i32, f: impl FnOnce(&mut DbCounts)) {
@@ -87,21 +84,12 @@ pub fn keys_everywhere(kind: Kind) -> i64 {
     })
 }
 
-/// The store is about to replace an existing key's value: RM_StringSet will
-/// delete it silently and announce the rewrite as `new`.
-pub fn expect_overwrite(overwriting: bool) {
-    OVERWRITING.with(|o| o.set(overwriting));
-}
-
 /// Keyspace event hook.
 pub fn on_keyspace_event(ctx: &Context, event: &str, key: &[u8]) {
     let kind = keys::kind_of(key);
     let db = || store::selected_db(ctx);
     match event {
-        // Our own overwrite announces a key that already existed.
-        "new" if OVERWRITING.with(|o| o.replace(false)) => {}
-        "new" => add(db(), kind, 1),
-        "loaded" => add(db(), kind, 1),
+        "new" | "loaded" => add(db(), kind, 1),
         "del" | "rename_from" | "move_from" => add(db(), kind, -1),
         "expired" | "evicted" => {
             add(db(), kind, -1);

@@ -1,8 +1,8 @@
 //! The one path to the keyspace. Every key the module reads, writes or
-//! deletes goes through here, and so does everything Redis does not do for a
-//! module's key-API writes: propagation to replicas and the AOF as standard
-//! commands (`SET key value PXAT <unix-ms>`, `DEL key...`) and the keyspace
-//! events the native commands fire (`set`, `expire`, `del`).
+//! deletes goes through here. Writes run the native `SET ... PXAT` (through
+//! RM_Call, replicated); deletions use the key API, so this file does for
+//! them what Redis does not do for a module's key-API writes: propagation
+//! to replicas and the AOF as `DEL key...`, and the `del` keyspace event.
 //!
 //! Read paths open keys read-only: closing a key opened for write signals it
 //! modified, which would abort other clients' WATCH and send client-side
@@ -14,7 +14,7 @@ use std::ptr::NonNull;
 
 use redis_module::{raw, Context, RedisError, RedisString};
 
-use crate::{args, errors, invalidate, keycount, keys};
+use crate::{args, errors, invalidate, keys};
 
 /// A raw API function, or an internal error if the server lacks it.
 macro_rules! api {
@@ -116,42 +116,43 @@ pub fn exists(ctx: &Context, name: &RedisString) -> Result<bool, RedisError> {
     })
 }
 
-/// Stores `value` under `name` with a TTL, replacing whatever the key held
-/// (as `SET` does), then propagates `SET name value PXAT <abs>` and fires
-/// `set` and `expire`, as `SET ... PX` does.
+/// Stores `value` under `name` until an absolute expiry, replacing whatever
+/// the key held: by running `SET name value PXAT <abs>` itself through
+/// RM_Call with replication on. Redis then does exactly what the native
+/// command does (events `new` on creation, `set`, `expire`; WATCH; client
+/// tracking; `SET ... PXAT` to replicas and the AOF). The key API would cost
+/// as much here and differ in details: its RM_StringSet deletes and re-adds
+/// an existing key, announcing it as `new`.
 pub fn set(ctx: &Context, name: &RedisString, value: &RedisString, ttl_ms: i64) -> Result<(), RedisError> {
     // SAFETY: plain clock read.
     let now_ms = unsafe { api!(RedisModule_Milliseconds)?() };
     let expire_at = args::expire_at_ms(now_ms, ttl_ms).map_err(RedisError::Str)?;
     invalidate::before_overwrite(ctx, name);
-    {
-        let key = OpenKey::open(ctx, name, READ | WRITE)?.ok_or(RedisError::Str(errors::INTERNAL))?;
-        // RM_StringSet deletes an existing value silently and fires `new`.
-        keycount::expect_overwrite(key.key_type()? != KEYTYPE_EMPTY);
-        // SAFETY: the key is open for write; Redis takes its own reference to `value`.
-        let stored = unsafe { api!(RedisModule_StringSet)?(key.ptr.as_ptr(), value.inner) };
-        keycount::expect_overwrite(false);
-        let expiring = unsafe { api!(RedisModule_SetAbsExpire)?(key.ptr.as_ptr(), expire_at) };
-        if stored != OK || expiring != OK {
-            return Err(RedisError::Str(errors::INTERNAL));
-        }
-    } // Closing the written key signals it modified: WATCH aborts, tracking invalidates.
-    signal_declared_key(ctx, name)?;
-    let replicate = api!(RedisModule_Replicate)?;
-    // SAFETY: "sscl" matches the arguments: two module strings, a C string, a long long.
-    unsafe {
-        replicate(
+    let call = api!(RedisModule_Call)?;
+    // SAFETY: "!Esscl" = replicate, errors as replies, then two module
+    // strings, a C string and a long long, matching the arguments.
+    let reply = unsafe {
+        call(
             ctx.get_raw(),
             c"SET".as_ptr(),
-            c"sscl".as_ptr(),
+            c"!Esscl".as_ptr(),
             name.inner,
             value.inner,
             c"PXAT".as_ptr(),
             expire_at,
         )
     };
-    notify(ctx, raw::REDISMODULE_NOTIFY_STRING, c"set", name)?;
-    notify(ctx, raw::REDISMODULE_NOTIFY_GENERIC, c"expire", name)
+    let failed = reply.is_null()
+        || unsafe { raw::RedisModule_CallReplyType.map_or(0, |f| f(reply)) } == raw::REDISMODULE_REPLY_ERROR as c_int;
+    if !reply.is_null() {
+        if let Some(free) = unsafe { raw::RedisModule_FreeCallReply } {
+            unsafe { free(reply) };
+        }
+    }
+    if failed {
+        return Err(RedisError::Str(errors::INTERNAL));
+    }
+    signal_declared_key(ctx, name)
 }
 
 /// Deletes the live keys among `names`, propagates one `DEL` of those that

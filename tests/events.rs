@@ -77,6 +77,22 @@ fn setpred_fires_what_set_ex_fires() {
             .unwrap();
     });
     assert_eq!(names(&created), vec!["new", "set", "expire"]);
+    // An overwrite is no creation, for the module as for SET.
+    let overwritten = events_during(&server, "KEAn", |con| {
+        redis::cmd("WARGAMING.SETMATRIX")
+            .arg("fresh")
+            .arg(r#"{"v":2}"#)
+            .exec(con)
+            .unwrap();
+        redis::cmd("SET")
+            .arg(matrix_key("fresh"))
+            .arg("{}")
+            .arg("EX")
+            .arg(9)
+            .exec(con)
+            .unwrap();
+    });
+    assert_eq!(names(&overwritten), vec!["set", "expire", "set", "expire"]);
 }
 
 #[test]

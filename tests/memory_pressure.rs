@@ -103,13 +103,19 @@ fn allkeys_lru_keeps_accepting_writes_and_counts_evictions() {
     assert_eq!(stat("ml_pred_keys"), keys);
     assert_eq!(stat("ml_pred_sets"), WRITES as i64);
     assert_eq!(stat("ml_pred_expired"), 0);
-    // LRU: the newest write is there, the oldest is gone.
-    let last = WRITES - 1;
-    let newest: Option<String> = redis::cmd("WARGAMING.GETPRED")
-        .arg(format!("apv_{last}"))
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(newest, Some(value_of(last)));
+    // LRU: recent writes are there, the oldest is gone. (The LRU clock ticks
+    // once a second, so among keys written in the same second eviction picks
+    // at random: not even the very last write is certain to stay.)
+    let recent = (WRITES - 20..WRITES)
+        .filter(|i| {
+            let got: Option<String> = redis::cmd("WARGAMING.GETPRED")
+                .arg(format!("apv_{i}"))
+                .query(&mut con)
+                .unwrap();
+            got == Some(value_of(*i))
+        })
+        .count();
+    assert!(recent > 0, "none of the last 20 writes survived");
     let oldest: Option<String> = redis::cmd("WARGAMING.GETPRED").arg("apv_0").query(&mut con).unwrap();
     assert_eq!(oldest, None);
     assert!(info_int(&mut con, "memory", "used_memory") < 6 * 1024 * 1024);
