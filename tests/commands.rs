@@ -10,19 +10,6 @@ fn pttl(con: &mut redis::Connection, key: &str) -> i64 {
     redis::cmd("PTTL").arg(key).query(con).unwrap()
 }
 
-fn stat(con: &mut redis::Connection, field: &str) -> Value {
-    let fields: Vec<(String, Value)> = redis::cmd("WARGAMING.STATS").query(con).unwrap();
-    fields
-        .into_iter()
-        .find(|(k, _)| k == field)
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| panic!("no field {field}"))
-}
-
-fn stat_int(con: &mut redis::Connection, field: &str) -> i64 {
-    redis::from_redis_value(&stat(con, field)).unwrap()
-}
-
 fn stat_float(con: &mut redis::Connection, field: &str) -> f64 {
     let text: String = redis::from_redis_value(&stat(con, field)).unwrap();
     text.parse().unwrap()
@@ -78,11 +65,7 @@ fn values_are_stored_byte_for_byte() {
     assert_eq!(got, odd.as_bytes());
     // Ids may hold any bytes but braces and controls, UTF-8 or not.
     let id: &[u8] = b"CVE-2024/\xc3\xa9:\xff x";
-    redis::cmd("WARGAMING.SETPRED")
-        .arg(id)
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setpred(&mut con, id, "{}");
     let got: Vec<u8> = redis::cmd("WARGAMING.GETPRED").arg(id).query(&mut con).unwrap();
     assert_eq!(got, b"{}");
     let mut key = b"wargaming:ml_pred:{".to_vec();
@@ -426,11 +409,7 @@ fn invalidate_counts_live_keys_only() {
     let server = Server::start();
     let mut con = server.connection();
     for id in ["a", "b", "c"] {
-        redis::cmd("WARGAMING.SETPRED")
-            .arg(id)
-            .arg("{}")
-            .exec(&mut con)
-            .unwrap();
+        setpred(&mut con, id, "{}");
     }
     // A key whose TTL passed but that Redis has not reclaimed yet.
     redis::cmd("DEBUG")
@@ -500,17 +479,9 @@ fn invalidate_all_deletes_every_prediction_and_nothing_else() {
     assert_eq!(n, 0);
     // Other databases are untouched.
     redis::cmd("SELECT").arg(1).exec(&mut con).unwrap();
-    redis::cmd("WARGAMING.SETPRED")
-        .arg("db1")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setpred(&mut con, "db1", "{}");
     redis::cmd("SELECT").arg(0).exec(&mut con).unwrap();
-    redis::cmd("WARGAMING.SETPRED")
-        .arg("db0")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setpred(&mut con, "db0", "{}");
     let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut con).unwrap();
     assert_eq!(n, 1);
     redis::cmd("SELECT").arg(1).exec(&mut con).unwrap();
@@ -523,11 +494,7 @@ fn invalidate_all_inside_multi_and_lua_runs_to_the_end() {
     let server = Server::start();
     let mut con = server.connection();
     for i in 0..100 {
-        redis::cmd("WARGAMING.SETPRED")
-            .arg(format!("p{i}"))
-            .arg("{}")
-            .exec(&mut con)
-            .unwrap();
+        setpred(&mut con, format!("p{i}"), "{}");
     }
     let (n,): (i64,) = redis::pipe()
         .atomic()
@@ -537,11 +504,7 @@ fn invalidate_all_inside_multi_and_lua_runs_to_the_end() {
         .unwrap();
     assert_eq!(n, 100);
     for i in 0..7 {
-        redis::cmd("WARGAMING.SETPRED")
-            .arg(format!("p{i}"))
-            .arg("{}")
-            .exec(&mut con)
-            .unwrap();
+        setpred(&mut con, format!("p{i}"), "{}");
     }
     let n: i64 = redis::cmd("EVAL")
         .arg("return redis.call('WARGAMING.INVALIDATE', 'ALL')")
@@ -555,11 +518,7 @@ fn invalidate_all_inside_multi_and_lua_runs_to_the_end() {
 fn stats_count_hits_misses_sets_per_kind_and_reset() {
     let server = Server::start();
     let mut con = server.connection();
-    redis::cmd("WARGAMING.SETPRED")
-        .arg("a")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setpred(&mut con, "a", "{}");
     redis::cmd("WARGAMING.SETMATRIX")
         .arg("m")
         .arg("{}")
@@ -738,11 +697,7 @@ fn command_table_declares_flags_and_keys() {
 fn oom_refuses_setters_but_not_invalidate_or_getters() {
     let server = Server::start();
     let mut con = server.connection();
-    redis::cmd("WARGAMING.SETPRED")
-        .arg("a")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setpred(&mut con, "a", "{}");
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory-policy")
@@ -828,11 +783,7 @@ fn patternhash_is_read_only_and_agrees_with_hashpattern() {
 fn stats_count_expiry_and_reset_keeps_key_counts() {
     let server = Server::start();
     let mut con = server.connection();
-    redis::cmd("WARGAMING.SETPRED")
-        .arg("keep")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setpred(&mut con, "keep", "{}");
     redis::cmd("WARGAMING.SETMATRIX")
         .arg("m")
         .arg("{}")
@@ -875,11 +826,7 @@ fn stats_count_expiry_and_reset_keeps_key_counts() {
 fn info_shows_the_same_figures_as_stats() {
     let server = Server::start();
     let mut con = server.connection();
-    redis::cmd("WARGAMING.SETPRED")
-        .arg("a")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setpred(&mut con, "a", "{}");
     redis::cmd("WARGAMING.GETPRED").arg("a").exec(&mut con).unwrap();
     redis::cmd("WARGAMING.GETMATRIX").arg("x").exec(&mut con).unwrap();
     let fields: Vec<(String, Value)> = redis::cmd("WARGAMING.STATS").query(&mut con).unwrap();

@@ -277,24 +277,6 @@ fn diff(expected: &State, got: &State) -> String {
     out.join("\n")
 }
 
-fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> String {
-    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-        .trim()
-        .to_string()
-}
-
-fn stat_int(con: &mut redis::Connection, field: &str) -> i64 {
-    let fields: Vec<(String, Value)> = redis::cmd("WARGAMING.STATS").query(con).unwrap();
-    let v = fields
-        .iter()
-        .find(|(k, _)| k == field)
-        .unwrap_or_else(|| panic!("no {field}"));
-    redis::from_redis_value(&v.1).unwrap()
-}
-
 #[test]
 fn acknowledged_writes_survive_kill_9_with_appendfsync_always() {
     let seed = seed();

@@ -100,11 +100,7 @@ fn invalidate_fires_del_like_native_del() {
     let server = Server::start();
     let mut con = server.connection();
     for id in ["a", "b", "c"] {
-        redis::cmd("WARGAMING.SETPRED")
-            .arg(id)
-            .arg("{}")
-            .exec(&mut con)
-            .unwrap();
+        setpred(&mut con, id, "{}");
     }
     let events = events_during(&server, "KEA", |con| {
         redis::cmd("WARGAMING.INVALIDATE")
@@ -129,11 +125,7 @@ fn invalidate_fires_del_like_native_del() {
 fn reads_fire_no_event() {
     let server = Server::start();
     let mut con = server.connection();
-    redis::cmd("WARGAMING.SETPRED")
-        .arg("a")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setpred(&mut con, "a", "{}");
     let events = events_during(&server, "KEA", |con| {
         redis::cmd("WARGAMING.GETPRED").arg("a").exec(con).unwrap();
         redis::cmd("WARGAMING.GETPRED").arg("nope").exec(con).unwrap();
@@ -167,11 +159,7 @@ fn exec_survives(server: &Server, key: &str, interfere: impl FnOnce(&mut redis::
 fn writes_abort_watch_and_reads_do_not() {
     let server = Server::start();
     let mut con = server.connection();
-    redis::cmd("WARGAMING.SETPRED")
-        .arg("w")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setpred(&mut con, "w", "{}");
     let key = pred_key("w");
     assert!(exec_survives(&server, &key, |c| {
         redis::cmd("WARGAMING.GETPRED").arg("w").exec(c).unwrap();
@@ -189,11 +177,7 @@ fn writes_abort_watch_and_reads_do_not() {
     assert!(!exec_survives(&server, &key, |c| {
         redis::cmd("WARGAMING.INVALIDATE").arg("w").exec(c).unwrap();
     }));
-    redis::cmd("WARGAMING.SETPRED")
-        .arg("w")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setpred(&mut con, "w", "{}");
     assert!(!exec_survives(&server, &key, |c| {
         redis::cmd("WARGAMING.INVALIDATE").arg("ALL").exec(c).unwrap();
     }));

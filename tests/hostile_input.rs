@@ -398,15 +398,6 @@ fn shake_config(rng: &mut StdRng, con: &mut redis::Connection) {
     redis::cmd("CONFIG").arg("SET").arg(name).arg(value).exec(con).unwrap();
 }
 
-fn stat_int(con: &mut redis::Connection, field: &str) -> i64 {
-    let fields: Vec<(String, Value)> = redis::cmd("WARGAMING.STATS").query(con).unwrap();
-    let v = fields
-        .iter()
-        .find(|(k, _)| k == field)
-        .unwrap_or_else(|| panic!("no {field}"));
-    redis::from_redis_value(&v.1).unwrap()
-}
-
 /// Keys of each kind as a full SCAN sees them (it also reclaims expired keys).
 fn scan_count(con: &mut redis::Connection, prefix: &str) -> i64 {
     let mut keys: Vec<Vec<u8>> = redis::cmd("SCAN")

@@ -7,25 +7,6 @@ mod common;
 use common::*;
 use redis::{ConnectionLike, Value};
 
-fn info_int(con: &mut redis::Connection, section: &str, field: &str) -> i64 {
-    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn stat_int(con: &mut redis::Connection, field: &str) -> i64 {
-    let fields: Vec<(String, Value)> = redis::cmd("WARGAMING.STATS").query(con).unwrap();
-    let v = fields
-        .iter()
-        .find(|(k, _)| k == field)
-        .unwrap_or_else(|| panic!("no {field}"));
-    redis::from_redis_value(&v.1).unwrap()
-}
-
 fn dbsize(con: &mut redis::Connection) -> i64 {
     redis::cmd("DBSIZE").query(con).unwrap()
 }

@@ -258,24 +258,57 @@ impl Drop for Server {
     }
 }
 
-fn replication_offset(server: &Server, field: &str) -> i64 {
-    let info: String = redis::cmd("INFO")
-        .arg("replication")
-        .query(&mut server.connection())
-        .expect("INFO");
+/// One field of `INFO <section>`.
+pub fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg(section).query(con).expect("INFO");
     info.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+        .trim()
+        .to_string()
+}
+
+/// A numeric field of `INFO <section>`.
+pub fn info_int(con: &mut redis::Connection, section: &str, field: &str) -> i64 {
+    info_field(con, section, field)
+        .parse()
+        .unwrap_or_else(|_| panic!("{field} is not a number"))
+}
+
+/// One figure of `WARGAMING.STATS`.
+pub fn stat(con: &mut redis::Connection, field: &str) -> redis::Value {
+    let fields: Vec<(String, redis::Value)> = redis::cmd("WARGAMING.STATS").query(con).expect("STATS");
+    fields
+        .into_iter()
+        .find(|(k, _)| k == field)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no STATS field {field}"))
+}
+
+pub fn stat_int(con: &mut redis::Connection, field: &str) -> i64 {
+    redis::from_redis_value(&stat(con, field)).expect("an integer figure")
+}
+
+/// `WARGAMING.SETPRED id json`, which must succeed.
+pub fn setpred(con: &mut redis::Connection, id: impl redis::ToRedisArgs, json: &str) {
+    redis::cmd("WARGAMING.SETPRED")
+        .arg(id)
+        .arg(json)
+        .exec(con)
+        .expect("SETPRED");
+}
+
+fn replication_offset(server: &Server) -> i64 {
+    info_int(&mut server.connection(), "replication", "master_repl_offset")
 }
 
 /// Waits until the replica has processed everything the master has sent
 /// so far, whoever wrote it (WAIT only covers the calling connection's own
 /// writes, not a sweep's deletions or other clients' writes).
 pub fn wait_replica_synced(master: &Server, replica: &Server) {
-    let target = replication_offset(master, "master_repl_offset:");
+    let target = replication_offset(master);
     wait_for("replica to catch up with the master", Duration::from_secs(60), || {
-        replication_offset(replica, "master_repl_offset:") >= target
+        replication_offset(replica) >= target
     });
 }
 
