@@ -26,6 +26,18 @@ fn seed_predictions(con: &mut redis::Connection, prefix: &str, count: usize) {
     }
 }
 
+/// Predictions plus other keys (DEBUG POPULATE: fast, not replicated), so
+/// that a sweep takes long enough to act while it runs.
+fn seed_with_others(con: &mut redis::Connection, prefix: &str, predictions: usize, others: usize) {
+    seed_predictions(con, prefix, predictions);
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(others)
+        .arg("other")
+        .exec(con)
+        .unwrap();
+}
+
 /// Other keys, set with a replicated command (DEBUG POPULATE is not).
 fn seed_others(con: &mut redis::Connection, count: usize) {
     for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
@@ -198,13 +210,7 @@ fn exact_semantics_under_concurrent_writers_readers_and_pings() {
 fn overlapping_calls_act_one_after_the_other() {
     let server = Server::start();
     let mut con = server.connection();
-    seed_predictions(&mut con, "a_", 100_000);
-    redis::cmd("DEBUG")
-        .arg("POPULATE")
-        .arg(300_000)
-        .arg("other")
-        .exec(&mut con)
-        .unwrap();
+    seed_with_others(&mut con, "a_", 100_000, 300_000);
 
     let first = start_invalidate_all(&server, &mut con, 0);
     // Written after the first, before the second: the second's to delete.
@@ -228,13 +234,7 @@ fn overlapping_calls_act_one_after_the_other() {
 fn a_caller_that_disconnects_does_not_stop_the_sweep() {
     let server = Server::start();
     let mut con = server.connection();
-    seed_predictions(&mut con, "d_", 100_000);
-    redis::cmd("DEBUG")
-        .arg("POPULATE")
-        .arg(300_000)
-        .arg("other")
-        .exec(&mut con)
-        .unwrap();
+    seed_with_others(&mut con, "d_", 100_000, 300_000);
     {
         // Send INVALIDATE ALL and hang up without reading the reply.
         use std::io::Write;
@@ -263,13 +263,7 @@ fn server_with_a_running_sweep() -> (
 ) {
     let server = Server::start();
     let mut con = server.connection();
-    seed_predictions(&mut con, "o_", 100_000);
-    redis::cmd("DEBUG")
-        .arg("POPULATE")
-        .arg(400_000)
-        .arg("other")
-        .exec(&mut con)
-        .unwrap();
+    seed_with_others(&mut con, "o_", 100_000, 400_000);
     let mut caller = server.connection();
     let handle = thread::spawn(move || redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query::<i64>(&mut caller));
     wait_for("INVALIDATE ALL accepted", Duration::from_secs(30), || {
