@@ -36,7 +36,6 @@ lint: deps ## cargo fmt --check and clippy with warnings as errors
 	cargo clippy --all-targets -- -D warnings
 
 test: lint build ## Lint, unit tests, then the integration tests on Redis 7.0 (Debian) and on Redis 8.2
-	cargo test --release --lib
 	cargo test --release --tests
 	./scripts/redis8.sh --no-fail-fast -- --test-threads=2
 
