@@ -109,8 +109,23 @@ fn with_canonical<R>(text: &[u8], max_bytes: usize, finish: impl FnOnce(&str) ->
 /// One member of an object being written: its decoded key (in `keys`) and
 /// its canonical `"key": value` text (in `out`).
 struct Member {
+    /// The key's first 8 bytes, big-endian, zero-padded: most comparisons
+    /// end here; equal prefixes compare the whole keys.
+    prefix: u64,
     key: Range<usize>,
     text: Range<usize>,
+}
+
+impl Member {
+    fn new(keys: &[u8], key: Range<usize>, text: Range<usize>) -> Member {
+        let bytes = keys.get(key.clone()).unwrap_or_default();
+        let prefix = bytes
+            .iter()
+            .take(8)
+            .zip((0..8).rev())
+            .fold(0u64, |acc, (&b, i)| acc | (u64::from(b) << (8 * i)));
+        Member { prefix, key, text }
+    }
 }
 
 struct Parser<'a, 'b> {
@@ -254,10 +269,12 @@ impl Parser<'_, '_> {
                 self.buffers.out.push_str(": ");
                 self.skip_whitespace();
                 self.value()?;
-                self.buffers.members.push(Member {
-                    key: key_start..self.buffers.keys.len(),
-                    text: text_start..self.buffers.out.len(),
-                });
+                let member = Member::new(
+                    &self.buffers.keys,
+                    key_start..self.buffers.keys.len(),
+                    text_start..self.buffers.out.len(),
+                );
+                self.buffers.members.push(member);
                 self.skip_whitespace();
                 match self.peek() {
                     Some(b',') => self.pos += 1,
@@ -287,29 +304,39 @@ impl Parser<'_, '_> {
             scratch,
         } = &mut *self.buffers;
         let key = |m: &Member| keys.get(m.key.clone()).unwrap_or_default();
+        let order = |a: &Member, b: &Member| a.prefix.cmp(&b.prefix).then_with(|| key(a).cmp(key(b)));
         let members = members.get_mut(first_member..).unwrap_or_default();
-        if members.windows(2).all(|pair| matches!(pair, [a, b] if key(a) < key(b))) {
+        if members
+            .windows(2)
+            .all(|pair| matches!(pair, [a, b] if order(a, b).is_lt()))
+        {
             return; // already sorted, no repeats: written as is
         }
         // A stable sort keeps repeats in input order: the last one wins.
-        members.sort_by(|a, b| key(a).cmp(key(b)));
+        members.sort_by(order);
+        // Write the object again, in order, into `scratch`, then put it back.
         scratch.clear();
-        scratch.push_str(out.get(start..).unwrap_or_default());
-        out.truncate(start);
-        out.push('{');
+        scratch.push('{');
         let mut written = 0;
         for (i, member) in members.iter().enumerate() {
             if members.get(i + 1).is_some_and(|next| key(next) == key(member)) {
                 continue;
             }
             if written > 0 {
-                out.push_str(", ");
+                scratch.push_str(", ");
             }
-            let text = (member.text.start - start)..(member.text.end - start);
-            out.push_str(scratch.get(text).unwrap_or_default());
+            scratch.push_str(out.get(member.text.clone()).unwrap_or_default());
             written += 1;
         }
-        out.push('}');
+        scratch.push('}');
+        // Swapping is cheap when the object is all there is so far (the
+        // outermost one); otherwise copy the rewritten object back.
+        if start == 0 {
+            std::mem::swap(out, scratch);
+        } else {
+            out.truncate(start);
+            out.push_str(scratch);
+        }
     }
 
     /// Integers verbatim (`-0` becomes `0`, as Python's int does); anything
@@ -380,11 +407,7 @@ impl Parser<'_, '_> {
         loop {
             // Printable ASCII other than a quote or a backslash stands for itself.
             let run_start = self.pos;
-            let rest = self.bytes.get(run_start..).unwrap_or_default();
-            self.pos += rest
-                .iter()
-                .position(|&b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
-                .unwrap_or(rest.len());
+            self.pos += plain_ascii_run(self.bytes.get(run_start..).unwrap_or_default());
             let run = self.text.get(run_start..self.pos).unwrap_or_default();
             self.buffers.out.push_str(run);
             if key {
@@ -539,45 +562,57 @@ struct Decimal {
     exponent: i32,
 }
 
+/// An exponent of a few digits ([+-]digits); larger ones take the slow path.
+fn small_exponent(text: &[u8]) -> Option<i32> {
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        (b'+', rest) => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 6 {
+        return None;
+    }
+    let mut value: i32 = 0;
+    for &d in digits {
+        value = value * 10 + i32::from(d.checked_sub(b'0').filter(|d| *d < 10)?);
+    }
+    Some(if negative { -value } else { value })
+}
+
 impl Decimal {
     fn exact(text: &str) -> Option<Decimal> {
-        let (negative, text) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
+        let bytes = text.as_bytes();
+        let (negative, bytes) = match bytes.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, bytes),
         };
-        let (mantissa, written_exponent) = match text.find(['e', 'E']) {
-            Some(e) => (text.get(..e)?, text.get(e + 1..)?.parse::<i32>().ok()?),
-            None => (text, 0),
+        let (mantissa, written_exponent) = match bytes.iter().position(|&b| b == b'e' || b == b'E') {
+            Some(e) => {
+                let (mantissa, rest) = bytes.split_at_checked(e)?;
+                (mantissa, small_exponent(rest.get(1..)?)?)
+            }
+            None => (bytes, 0),
         };
-        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        // Index of the decimal point (or the end): digits before it have
+        // place point-1-index, digits after it point-index.
+        let point = mantissa.iter().position(|&b| b == b'.').unwrap_or(mantissa.len());
+        let is_significant = |&b: &u8| b != b'0' && b != b'.';
+        // Zero keeps its sign in Python (-0.0): the general path handles it.
+        let first = mantissa.iter().position(is_significant)?;
+        let last = mantissa.iter().rposition(is_significant)?;
         let mut decimal = Decimal {
             negative,
             digits: [b'0'; 15],
             len: 0,
             exponent: 0,
         };
-        // Position of the first significant digit relative to the point.
-        let mut first: Option<i32> = None;
-        let mut zeros_pending = 0usize;
-        for (index, digit) in whole.bytes().chain(fraction.bytes()).enumerate() {
-            let place = i32::try_from(whole.len()).ok()? - 1 - i32::try_from(index).ok()?;
-            if digit == b'0' {
-                if first.is_some() {
-                    zeros_pending += 1;
-                }
-                continue;
-            }
-            first.get_or_insert(place);
-            for _ in 0..zeros_pending {
-                *decimal.digits.get_mut(decimal.len)? = b'0';
-                decimal.len += 1;
-            }
-            zeros_pending = 0;
+        for &digit in mantissa.get(first..=last)?.iter().filter(|&&b| b != b'.') {
             *decimal.digits.get_mut(decimal.len)? = digit;
             decimal.len += 1;
         }
-        // Zero keeps its sign in Python (-0.0): the general path handles it.
-        decimal.exponent = first?.checked_add(written_exponent)?;
+        let place = if first < point { point - 1 - first } else { 0 };
+        let place = i32::try_from(place).ok()? - i32::try_from(first.saturating_sub(point)).ok()?;
+        decimal.exponent = place.checked_add(written_exponent)?;
         // Normal doubles only (subnormals have fewer significant bits), and
         // nothing near the overflow to infinity.
         (-307..=307).contains(&decimal.exponent).then_some(decimal)
@@ -661,6 +696,33 @@ fn write_plain(out: &mut String, digits: &str, exponent: i32) {
     }
 }
 
+/// Length of the leading run of bytes that stand for themselves in a JSON
+/// string and in Python's output: printable ASCII but `"` and backslash.
+/// Eight bytes at a time while no byte in the word needs a look.
+fn plain_ascii_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut done = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Below 0x20, 0x7f or above, a quote, a backslash.
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        let high = (x.wrapping_add(ONES) | x) & HIGHS;
+        if control | high | has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\'))) != 0 {
+            break;
+        }
+        done += 8;
+    }
+    let rest = bytes.get(done..).unwrap_or_default();
+    done + rest
+        .iter()
+        .position(|&b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
+        .unwrap_or(rest.len())
+}
+
 /// One character as Python's `ensure_ascii` writes it.
 fn write_char(out: &mut String, ch: char) {
     match ch {
@@ -673,9 +735,14 @@ fn write_char(out: &mut String, ch: char) {
         '\u{0c}' => out.push_str("\\f"),
         ' '..='~' => out.push(ch),
         _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             let mut units = [0u16; 2];
             for unit in ch.encode_utf16(&mut units) {
-                let _ = write!(out, "\\u{unit:04x}");
+                out.push_str("\\u");
+                for shift in [12, 8, 4, 0] {
+                    let nibble = usize::from((*unit >> shift) & 0xf);
+                    out.push(char::from(HEX.get(nibble).copied().unwrap_or(b'0')));
+                }
             }
         }
     }
@@ -1270,5 +1337,30 @@ mod tests {
                 assert_eq!(got, expected, "{spelling} vs {}", spellings[0]);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    /// Not a test of speed (no assertion on time): prints ns per pattern for
+    /// profiling. `cargo test --release --lib -- --ignored --nocapture speed`
+    #[test]
+    #[ignore]
+    fn print_ns_per_pattern() {
+        let Ok(text) = std::fs::read("/tmp/pattern.json") else {
+            return;
+        };
+        let text = text.trim_ascii_end();
+        let rounds = 200_000;
+        let start = std::time::Instant::now();
+        let mut last = String::new();
+        for _ in 0..rounds {
+            last = super::pattern_hash(text, usize::MAX).expect("valid");
+        }
+        println!(
+            "{} ns per pattern of {} bytes ({last})",
+            start.elapsed().as_nanos() / rounds,
+            text.len()
+        );
     }
 }
