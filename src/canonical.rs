@@ -1339,28 +1339,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod speed {
-    /// Not a test of speed (no assertion on time): prints ns per pattern for
-    /// profiling. `cargo test --release --lib -- --ignored --nocapture speed`
-    #[test]
-    #[ignore]
-    fn print_ns_per_pattern() {
-        let Ok(text) = std::fs::read("/tmp/pattern.json") else {
-            return;
-        };
-        let text = text.trim_ascii_end();
-        let rounds = 200_000;
-        let start = std::time::Instant::now();
-        let mut last = String::new();
-        for _ in 0..rounds {
-            last = super::pattern_hash(text, usize::MAX).expect("valid");
-        }
-        println!(
-            "{} ns per pattern of {} bytes ({last})",
-            start.elapsed().as_nanos() / rounds,
-            text.len()
-        );
-    }
-}
