@@ -134,9 +134,9 @@ fn store_pattern(ctx: &Context, name: &[u8], pattern: &RedisString, ttl_ms: Opti
     Ok(())
 }
 
-/// WARGAMING.INVALIDATE: `<apv_id> [apv_id ...]` or `ALL`.
+/// WARGAMING.INVALIDATE: `<apv_id> [apv_id ...]` or `ALL [PRED|MATRIX|PATTERN]`.
 pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let all = args.len() == 2 && args.get(1).is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"ALL"));
+    let all = args.get(1).is_some_and(|a| a.as_slice().eq_ignore_ascii_case(b"ALL"));
     if ctx.is_keys_position_request() {
         // INVALIDATE ALL declares no key, so a cluster runs it on any node.
         if !all {
@@ -150,7 +150,15 @@ pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
         return Err(RedisError::WrongArity);
     }
     if all {
-        return invalidate::all(ctx, Kind::Prediction);
+        // ALL [PRED | MATRIX | PATTERN]
+        let kind = match args.get(2) {
+            None => Kind::Prediction,
+            Some(word) if args.len() == 3 => {
+                keys::kind_named(word.as_slice()).ok_or(RedisError::Str(errors::SYNTAX))?
+            }
+            Some(_) => return Err(RedisError::Str(errors::SYNTAX)),
+        };
+        return invalidate::all(ctx, kind);
     }
     let ids: Vec<RedisString> = args.into_iter().skip(1).collect();
     if ids.iter().any(|id| id.as_slice().eq_ignore_ascii_case(b"ALL")) {

@@ -14,7 +14,7 @@ pub const ID_BRACE: &str = "ERR invalid id: must not contain '{' or '}'";
 pub const ID_CONTROL: &str = "ERR invalid id: must not contain ASCII control characters";
 pub const ID_RESERVED: &str = "ERR invalid id: 'ALL' is reserved";
 pub const PATTERN_HASH: &str = "ERR invalid pattern hash: must be 16 lowercase hex digits";
-pub const ALL_ALONE: &str = "ERR ALL must be the only argument of WARGAMING.INVALIDATE";
+pub const ALL_ALONE: &str = "ERR ALL must come first: WARGAMING.INVALIDATE ALL [PRED|MATRIX|PATTERN]";
 
 // Expiry options.
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";

@@ -47,6 +47,18 @@ impl Kind {
     }
 }
 
+/// The kind an `INVALIDATE ALL` names: PRED, MATRIX or PATTERN, in any case.
+pub fn kind_named(word: &[u8]) -> Option<Kind> {
+    [
+        (&b"PRED"[..], Kind::Prediction),
+        (b"MATRIX", Kind::Matrix),
+        (b"PATTERN", Kind::Pattern),
+    ]
+    .into_iter()
+    .find(|(name, _)| word.eq_ignore_ascii_case(name))
+    .map(|(_, kind)| kind)
+}
+
 /// Checks an apv_id or model_version: 1-512 bytes, no braces (they would
 /// break the hash tag), no ASCII control characters, not the word ALL.
 pub fn validate_id(id: &[u8]) -> Result<(), &'static str> {
@@ -172,6 +184,15 @@ mod tests {
         assert_eq!(validate_id(b"all"), Err(errors::ID_RESERVED));
         assert_eq!(validate_id(b"aLl"), Err(errors::ID_RESERVED));
         assert!(validate_id(b"ALLx").is_ok());
+    }
+
+    #[test]
+    fn kinds_are_named_in_any_case() {
+        assert_eq!(kind_named(b"pred"), Some(Kind::Prediction));
+        assert_eq!(kind_named(b"Matrix"), Some(Kind::Matrix));
+        assert_eq!(kind_named(b"PATTERN"), Some(Kind::Pattern));
+        assert_eq!(kind_named(b"patterns"), None);
+        assert_eq!(kind_named(b""), None);
     }
 
     #[test]

@@ -279,7 +279,7 @@ fn id_rules_are_enforced_and_named() {
     }
     assert_eq!(
         error_of(&mut con, "WARGAMING.INVALIDATE", &["a", "ALL"]),
-        "ERR ALL must be the only argument of WARGAMING.INVALIDATE"
+        "ERR ALL must come first: WARGAMING.INVALIDATE ALL [PRED|MATRIX|PATTERN]"
     );
     assert_eq!(
         error_of(&mut con, "WARGAMING.INVALIDATE", &["ok", "a{"]),

@@ -374,3 +374,73 @@ fn a_master_turned_replica_stops_its_sweep_and_converges() {
     assert_eq!(n, 1_000);
     server.assert_no_crash();
 }
+
+#[test]
+fn all_of_one_kind_deletes_that_kind_only() {
+    let server = Server::start();
+    let mut con = server.connection();
+    seed_predictions(&mut con, "p_", 500);
+    let mut pipe = redis::pipe();
+    for i in 0..300 {
+        pipe.cmd("WARGAMING.SETMATRIX").arg(format!("m{i}")).arg("{}").ignore();
+        pipe.cmd("WARGAMING.HASHPATTERN")
+            .arg(format!(r#"{{"p":{i}}}"#))
+            .ignore();
+    }
+    pipe.exec(&mut con).unwrap();
+    let kind_keys = |con: &mut redis::Connection, kind: &str| -> usize {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("wargaming:{kind}:*"))
+            .query(con)
+            .unwrap();
+        keys.len()
+    };
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE")
+        .arg("ALL")
+        .arg("matrix")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 300);
+    assert_eq!(
+        (
+            kind_keys(&mut con, "ml_pred"),
+            kind_keys(&mut con, "confusion"),
+            kind_keys(&mut con, "vuln_pattern")
+        ),
+        (500, 0, 300)
+    );
+    let got: Option<String> = redis::cmd("WARGAMING.GETMATRIX").arg("m1").query(&mut con).unwrap();
+    assert_eq!(got, None);
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE")
+        .arg("ALL")
+        .arg("PATTERN")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 300);
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE")
+        .arg("all")
+        .arg("Pred")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 500);
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut con).unwrap(), 0);
+    assert_eq!(stat_int(&mut con, "confusion_invalidated"), 300);
+    assert_eq!(stat_int(&mut con, "vuln_pattern_invalidated"), 300);
+    assert_eq!(stat_int(&mut con, "ml_pred_invalidated"), 500);
+    // Unknown kinds and extra words are syntax errors; ALL declares no key.
+    assert_eq!(
+        error_of(&mut con, "WARGAMING.INVALIDATE", &["ALL", "PATTERNS"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        error_of(&mut con, "WARGAMING.INVALIDATE", &["ALL", "PRED", "x"]),
+        "ERR syntax error"
+    );
+    assert!(run(
+        &mut con,
+        "COMMAND",
+        &["GETKEYS", "WARGAMING.INVALIDATE", "ALL", "MATRIX"]
+    )
+    .is_err());
+    server.assert_no_crash();
+}

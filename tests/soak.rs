@@ -196,7 +196,7 @@ fn refused(rng: &mut StdRng) -> (redis::Cmd, Expect) {
                 // Alone, `all` is INVALIDATE ALL; among ids, it is refused.
                 _ if id == b"all" => (
                     cmd("WARGAMING.INVALIDATE", &[b"apv_1", id]),
-                    Expect::Refused("ALL must be the only argument"),
+                    Expect::Refused("ALL must come first"),
                 ),
                 _ => (cmd("WARGAMING.INVALIDATE", &[b"apv_1", id]), Expect::Refused(why)),
             }
