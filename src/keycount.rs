@@ -85,20 +85,23 @@ pub fn keys_everywhere(kind: Kind) -> i64 {
 }
 
 /// Keyspace event hook.
+/// Runs for every key event in the server (every SET, EXPIRE...): the
+/// events that change no count return before any other work.
 pub fn on_keyspace_event(ctx: &Context, event: &str, key: &[u8]) {
+    let delta = match event {
+        "new" | "loaded" => 1,
+        "del" | "rename_from" | "move_from" | "expired" | "evicted" => -1,
+        "rename_to" | "copy_to" | "restore" => 0,
+        _ => return,
+    };
     let kind = keys::kind_of(key);
-    let db = || store::selected_db(ctx);
-    match event {
-        "new" | "loaded" => add(db(), kind, 1),
-        "del" | "rename_from" | "move_from" => add(db(), kind, -1),
-        "expired" | "evicted" => {
-            add(db(), kind, -1);
-            if let Some(kind) = kind {
-                stats::record_removal(kind, event == "expired");
-            }
-        }
-        "rename_to" | "copy_to" | "restore" => reconcile(ctx, db(), kind),
-        _ => {}
+    let db = store::selected_db(ctx);
+    if delta == 0 {
+        return reconcile(ctx, db, kind);
+    }
+    add(db, kind, delta);
+    if let (Some(kind), "expired" | "evicted") = (kind, event) {
+        stats::record_removal(kind, event == "expired");
     }
 }
 

@@ -147,17 +147,24 @@ fn counter_fields(db: Option<i32>) -> Vec<(String, Figure)> {
 /// database when `None` (INFO has no selected database).
 pub fn fields(db: Option<i32>) -> Vec<(String, Figure)> {
     let mut out = counter_fields(db);
+    let clients = Section::read(c"clients");
+    let memory = Section::read(c"memory");
+    let clients_int = |field: &CStr| clients.as_ref().map_or(0, |s| s.int(field));
     out.push((
         "connected_clients".to_string(),
-        Figure::Int(server_int(c"clients", c"connected_clients")),
+        Figure::Int(clients_int(c"connected_clients")),
     ));
     out.push((
         "used_memory".to_string(),
-        Figure::Int(server_int(c"memory", c"used_memory")),
+        Figure::Int(memory.as_ref().map_or(0, |s| s.int(c"used_memory"))),
     ));
     out.push((
         "used_memory_human".to_string(),
-        Figure::Text(server_text(c"memory", c"used_memory_human")),
+        Figure::Text(
+            memory
+                .as_ref()
+                .map_or_else(String::new, |s| s.text(c"used_memory_human")),
+        ),
     ));
     for (field, kind) in [
         ("pred_ttl", Kind::Prediction),
@@ -177,40 +184,44 @@ pub fn fields(db: Option<i32>) -> Vec<(String, Figure)> {
     out
 }
 
-/// A field of one `INFO` section, read through the module API. The context
-/// may be null (it only serves automatic memory), so INFO callbacks can use it.
-fn server_field<T>(section: &CStr, read: impl FnOnce(*mut raw::RedisModuleServerInfoData) -> T) -> Option<T> {
-    // SAFETY: null context is allowed; the data is freed below.
-    let data = unsafe { raw::RedisModule_GetServerInfo?(std::ptr::null_mut(), section.as_ptr()) };
-    if data.is_null() {
-        return None;
+/// One `INFO` section, read through the module API once and freed on drop.
+/// The context may be null (it only serves automatic memory), so INFO
+/// callbacks can use it.
+struct Section(std::ptr::NonNull<raw::RedisModuleServerInfoData>);
+
+impl Section {
+    fn read(name: &CStr) -> Option<Section> {
+        // SAFETY: null context is allowed; the data is freed on drop.
+        let data = unsafe { raw::RedisModule_GetServerInfo?(std::ptr::null_mut(), name.as_ptr()) };
+        std::ptr::NonNull::new(data).map(Section)
     }
-    let value = read(data);
-    unsafe { raw::RedisModule_FreeServerInfo?(std::ptr::null_mut(), data) };
-    Some(value)
-}
 
-fn server_int(section: &CStr, field: &CStr) -> i64 {
-    server_field(section, |data| {
+    fn int(&self, field: &CStr) -> i64 {
         let mut err = 0;
-        // SAFETY: data is live until freed by server_field.
-        unsafe { raw::RedisModule_ServerInfoGetFieldSigned.map_or(0, |f| f(data, field.as_ptr(), &mut err)) }
-    })
-    .unwrap_or(0)
-}
+        // SAFETY: the data is live while self is.
+        unsafe { raw::RedisModule_ServerInfoGetFieldSigned.map_or(0, |f| f(self.0.as_ptr(), field.as_ptr(), &mut err)) }
+    }
 
-fn server_text(section: &CStr, field: &CStr) -> String {
-    server_field(section, |data| {
-        // SAFETY: the returned C string lives as long as data.
-        let ptr: *const c_char =
-            unsafe { raw::RedisModule_ServerInfoGetFieldC.map_or(std::ptr::null(), |f| f(data, field.as_ptr())) };
+    fn text(&self, field: &CStr) -> String {
+        // SAFETY: the returned C string lives as long as the data.
+        let ptr: *const c_char = unsafe {
+            raw::RedisModule_ServerInfoGetFieldC.map_or(std::ptr::null(), |f| f(self.0.as_ptr(), field.as_ptr()))
+        };
         if ptr.is_null() {
             String::new()
         } else {
             unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
         }
-    })
-    .unwrap_or_default()
+    }
+}
+
+impl Drop for Section {
+    fn drop(&mut self) {
+        // SAFETY: freed exactly once.
+        if let Some(free) = unsafe { raw::RedisModule_FreeServerInfo } {
+            unsafe { free(std::ptr::null_mut(), self.0.as_ptr()) };
+        }
+    }
 }
 
 /// `WARGAMING.STATS`: a map in RESP3, a flat field-value array in RESP2.

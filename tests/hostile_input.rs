@@ -400,19 +400,7 @@ fn shake_config(rng: &mut StdRng, con: &mut redis::Connection) {
 
 /// Keys of each kind as a full SCAN sees them (it also reclaims expired keys).
 fn scan_count(con: &mut redis::Connection, prefix: &str) -> i64 {
-    let mut keys: Vec<Vec<u8>> = redis::cmd("SCAN")
-        .cursor_arg(0)
-        .arg("MATCH")
-        .arg(format!("{prefix}*"))
-        .arg("COUNT")
-        .arg(1000)
-        .clone()
-        .iter(con)
-        .unwrap()
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys.len() as i64
+    scan_match(con, &format!("{prefix}*")).len() as i64
 }
 
 #[test]

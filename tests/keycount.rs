@@ -37,19 +37,7 @@ fn scan_keys(con: &mut redis::Connection, db: i64) -> Vec<i64> {
     redis::cmd("SELECT").arg(db).exec(con).unwrap();
     let mut out = Vec::new();
     for (_, prefix) in KINDS {
-        let keys: Vec<String> = redis::cmd("SCAN")
-            .cursor_arg(0)
-            .arg("MATCH")
-            .arg(format!("{prefix}{{*}}"))
-            .arg("COUNT")
-            .arg(1000)
-            .clone()
-            .iter(con)
-            .unwrap()
-            .collect();
-        let mut keys = keys;
-        keys.sort();
-        keys.dedup();
+        let keys = scan_match(con, &format!("{prefix}{{*}}"));
         out.push(keys.len() as i64);
     }
     out.push(out.iter().sum());

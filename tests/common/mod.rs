@@ -289,6 +289,23 @@ pub fn stat_int(con: &mut redis::Connection, field: &str) -> i64 {
     redis::from_redis_value(&stat(con, field)).expect("an integer figure")
 }
 
+/// Every key a full `SCAN MATCH pattern` returns, sorted, once each.
+pub fn scan_match(con: &mut redis::Connection, pattern: &str) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = redis::cmd("SCAN")
+        .cursor_arg(0)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(1000)
+        .clone()
+        .iter(con)
+        .expect("SCAN")
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// `WARGAMING.SETPRED id json`, which must succeed.
 pub fn setpred(con: &mut redis::Connection, id: impl redis::ToRedisArgs, json: &str) {
     redis::cmd("WARGAMING.SETPRED")
