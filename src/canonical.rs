@@ -57,6 +57,8 @@ struct Buffers {
     out: String,
     keys: Vec<u8>,
     members: Vec<Member>,
+    /// Sort order of one object's members: prefix << 64 | position.
+    order: Vec<u128>,
     scratch: String,
 }
 
@@ -91,7 +93,10 @@ fn with_canonical<R>(text: &[u8], max_bytes: usize, finish: impl FnOnce(&str) ->
             depth: 0,
             buffers,
         };
-        let result = parser.document().map(|()| finish(&parser.buffers.out));
+        let result = parser
+            .document()
+            .map(|()| finish(&parser.buffers.out))
+            .map_err(|failure| *failure);
         for capacity in [
             parser.buffers.out.capacity(),
             parser.buffers.scratch.capacity(),
@@ -112,20 +117,35 @@ struct Member {
     /// The key's first 8 bytes, big-endian, zero-padded: most comparisons
     /// end here; equal prefixes compare the whole keys.
     prefix: u64,
+    /// Where the decoded key is: a key written without escapes is its own
+    /// decoded form, read from `out`; others are decoded into `keys`.
+    key_in_out: bool,
     key: Range<usize>,
     text: Range<usize>,
 }
 
 impl Member {
-    fn new(keys: &[u8], key: Range<usize>, text: Range<usize>) -> Member {
-        let bytes = keys.get(key.clone()).unwrap_or_default();
-        let prefix = bytes
-            .iter()
-            .take(8)
-            .zip((0..8).rev())
-            .fold(0u64, |acc, (&b, i)| acc | (u64::from(b) << (8 * i)));
-        Member { prefix, key, text }
+    fn new(bytes: &[u8], key_in_out: bool, key: Range<usize>, text: Range<usize>) -> Member {
+        let mut first = [0u8; 8];
+        let n = bytes.len().min(8);
+        if let (Some(to), Some(from)) = (first.get_mut(..n), bytes.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        Member {
+            prefix: u64::from_be_bytes(first),
+            key_in_out,
+            key,
+            text,
+        }
     }
+}
+
+/// Why a text was refused. Boxed so that the parser's results, returned
+/// many times per pattern, are one register wide.
+type Failure = Box<Cow<'static, str>>;
+
+fn lone_surrogate() -> Failure {
+    Box::new(Cow::Borrowed(errors::JSON_LONE_SURROGATE))
 }
 
 struct Parser<'a, 'b> {
@@ -141,7 +161,7 @@ struct Parser<'a, 'b> {
 
 impl Parser<'_, '_> {
     /// The whole text: one value, whitespace around it.
-    fn document(&mut self) -> Result<(), Cow<'static, str>> {
+    fn document(&mut self) -> Result<(), Failure> {
         self.skip_whitespace();
         self.value()?;
         self.skip_whitespace();
@@ -155,6 +175,10 @@ impl Parser<'_, '_> {
         self.bytes.get(self.pos).copied()
     }
 
+    fn peek_at(&self, pos: usize) -> Option<u8> {
+        self.bytes.get(pos).copied()
+    }
+
     fn skip_whitespace(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.pos += 1;
@@ -162,17 +186,17 @@ impl Parser<'_, '_> {
     }
 
     /// An error in serde_json's words, with line and column.
-    fn error(&self, what: &str) -> Cow<'static, str> {
+    fn error(&self, what: &str) -> Failure {
         let before = self.bytes.get(..self.pos).unwrap_or_default();
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
         let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
-        Cow::Owned(format!(
+        Box::new(Cow::Owned(format!(
             "{}{what} at line {line} column {column}",
             errors::JSON_INVALID_PREFIX
-        ))
+        )))
     }
 
-    fn expect(&mut self, byte: u8, what: &str) -> Result<(), Cow<'static, str>> {
+    fn expect(&mut self, byte: u8, what: &str) -> Result<(), Failure> {
         if self.peek() == Some(byte) {
             self.pos += 1;
             Ok(())
@@ -181,11 +205,11 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn value(&mut self) -> Result<(), Cow<'static, str>> {
+    fn value(&mut self) -> Result<(), Failure> {
         match self.peek() {
             Some(b'{') => self.object(),
             Some(b'[') => self.array(),
-            Some(b'"') => self.string(false),
+            Some(b'"') => self.string(false).map(drop),
             Some(b't') => self.literal("true"),
             Some(b'f') => self.literal("false"),
             Some(b'n') => self.literal("null"),
@@ -195,7 +219,7 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn enter(&mut self) -> Result<(), Cow<'static, str>> {
+    fn enter(&mut self) -> Result<(), Failure> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("recursion limit exceeded"));
@@ -204,7 +228,7 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    fn literal(&mut self, word: &'static str) -> Result<(), Cow<'static, str>> {
+    fn literal(&mut self, word: &'static str) -> Result<(), Failure> {
         if self.bytes.get(self.pos..self.pos + word.len()) == Some(word.as_bytes()) {
             self.pos += word.len();
             self.buffers.out.push_str(word);
@@ -214,7 +238,7 @@ impl Parser<'_, '_> {
         }
     }
 
-    fn array(&mut self) -> Result<(), Cow<'static, str>> {
+    fn array(&mut self) -> Result<(), Failure> {
         self.enter()?;
         self.buffers.out.push('[');
         self.skip_whitespace();
@@ -243,7 +267,7 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    fn object(&mut self) -> Result<(), Cow<'static, str>> {
+    fn object(&mut self) -> Result<(), Failure> {
         self.enter()?;
         let start = self.buffers.out.len();
         let first_member = self.buffers.members.len();
@@ -263,15 +287,26 @@ impl Parser<'_, '_> {
                 }
                 let key_start = self.buffers.keys.len();
                 let text_start = self.buffers.out.len();
-                self.string(true)?;
+                let key_in_out = self.string(true)?;
+                let key = if key_in_out {
+                    text_start + 1..self.buffers.out.len() - 1
+                } else {
+                    key_start..self.buffers.keys.len()
+                };
                 self.skip_whitespace();
                 self.expect(b':', "expected `:`")?;
                 self.buffers.out.push_str(": ");
                 self.skip_whitespace();
                 self.value()?;
+                let key_bytes = if key_in_out {
+                    self.buffers.out.as_bytes().get(key.clone())
+                } else {
+                    self.buffers.keys.get(key.clone())
+                };
                 let member = Member::new(
-                    &self.buffers.keys,
-                    key_start..self.buffers.keys.len(),
+                    key_bytes.unwrap_or_default(),
+                    key_in_out,
+                    key,
                     text_start..self.buffers.out.len(),
                 );
                 self.buffers.members.push(member);
@@ -301,27 +336,49 @@ impl Parser<'_, '_> {
             out,
             keys,
             members,
+            order,
             scratch,
         } = &mut *self.buffers;
-        let key = |m: &Member| keys.get(m.key.clone()).unwrap_or_default();
-        let order = |a: &Member, b: &Member| a.prefix.cmp(&b.prefix).then_with(|| key(a).cmp(key(b)));
-        let members = members.get_mut(first_member..).unwrap_or_default();
+        let members = members.get(first_member..).unwrap_or_default();
+        let key = |m: &Member| {
+            let bytes = if m.key_in_out { out.as_bytes() } else { keys.as_slice() };
+            bytes.get(m.key.clone()).unwrap_or_default()
+        };
+        let member = |entry: &u128| members.get((*entry & u128::from(u32::MAX)) as usize);
+        let full_key = |entry: &u128| member(entry).map(key).unwrap_or_default();
         if members
             .windows(2)
-            .all(|pair| matches!(pair, [a, b] if order(a, b).is_lt()))
+            .all(|pair| matches!(pair, [a, b] if a.prefix < b.prefix || (a.prefix == b.prefix && key(a) < key(b))))
         {
             return; // already sorted, no repeats: written as is
         }
-        // A stable sort keeps repeats in input order: the last one wins.
-        members.sort_by(order);
+        // Sort (prefix, position) pairs: plain integers, cheap to compare and
+        // move. Members sharing a prefix are then ordered by their whole key,
+        // repeats by position, so the last of a repeated key comes last.
+        order.clear();
+        order.extend(
+            members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| u128::from(m.prefix) << 64 | i as u128),
+        );
+        order.sort_unstable();
+        for run in order.chunk_by_mut(|a, b| a >> 64 == b >> 64) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| full_key(a).cmp(full_key(b)).then(a.cmp(b)));
+            }
+        }
         // Write the object again, in order, into `scratch`, then put it back.
         scratch.clear();
         scratch.push('{');
         let mut written = 0;
-        for (i, member) in members.iter().enumerate() {
-            if members.get(i + 1).is_some_and(|next| key(next) == key(member)) {
+        for (i, entry) in order.iter().enumerate() {
+            let repeated = order
+                .get(i + 1)
+                .is_some_and(|next| next >> 64 == entry >> 64 && full_key(next) == full_key(entry));
+            let Some(member) = member(entry).filter(|_| !repeated) else {
                 continue;
-            }
+            };
             if written > 0 {
                 scratch.push_str(", ");
             }
@@ -341,24 +398,36 @@ impl Parser<'_, '_> {
 
     /// Integers verbatim (`-0` becomes `0`, as Python's int does); anything
     /// with a fraction or exponent is a double written as `repr(float)`.
-    fn number(&mut self) -> Result<(), Cow<'static, str>> {
+    fn number(&mut self) -> Result<(), Failure> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
+        let whole_start = self.pos;
         match self.peek() {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => self.skip_digits(),
             _ => return Err(self.error("invalid number")),
         }
+        let whole = self.bytes.get(whole_start..self.pos).unwrap_or_default();
         let mut float = false;
+        let mut fraction: &[u8] = &[];
         if self.peek() == Some(b'.') {
             self.pos += 1;
             float = true;
             if !matches!(self.peek(), Some(b'0'..=b'9')) {
                 return Err(self.error("invalid number"));
             }
+            let fraction_start = self.pos;
             self.skip_digits();
+            fraction = self.bytes.get(fraction_start..self.pos).unwrap_or_default();
+        }
+        if !matches!(self.peek(), Some(b'e' | b'E')) && is_python_repr(whole, fraction) {
+            // The commonest float spelling is Python's already: copy it.
+            self.buffers
+                .out
+                .push_str(self.text.get(start..self.pos).unwrap_or_default());
+            return Ok(());
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
             self.pos += 1;
@@ -399,10 +468,21 @@ impl Parser<'_, '_> {
         }
     }
 
-    /// A string, written as Python's `ensure_ascii` writes it; for a key,
-    /// also decoded into `keys`.
-    fn string(&mut self, key: bool) -> Result<(), Cow<'static, str>> {
+    /// A string, written as Python's `ensure_ascii` writes it. True when it
+    /// needed no escaping (its output is the input token); otherwise a key
+    /// is also decoded into `keys`.
+    fn string(&mut self, key: bool) -> Result<bool, Failure> {
+        let open = self.pos;
         self.pos += 1; // the opening quote
+        let run_end = self.pos + plain_ascii_run(self.bytes.get(self.pos..).unwrap_or_default());
+        if self.peek_at(run_end) == Some(b'"') {
+            // Nothing to escape (the usual case): the token is its own output.
+            self.pos = run_end + 1;
+            self.buffers
+                .out
+                .push_str(self.text.get(open..self.pos).unwrap_or_default());
+            return Ok(true);
+        }
         self.buffers.out.push('"');
         loop {
             // Printable ASCII other than a quote or a backslash stands for itself.
@@ -441,11 +521,11 @@ impl Parser<'_, '_> {
             }
         }
         self.buffers.out.push('"');
-        Ok(())
+        Ok(false)
     }
 
     /// The character an escape stands for; `pos` is at the backslash.
-    fn escape(&mut self) -> Result<char, Cow<'static, str>> {
+    fn escape(&mut self) -> Result<char, Failure> {
         self.pos += 1;
         let code = self.peek().ok_or_else(|| self.error("EOF while parsing a string"))?;
         self.pos += 1;
@@ -464,25 +544,25 @@ impl Parser<'_, '_> {
                     0xd800..=0xdbff => {
                         // A high surrogate must be followed by an escaped low one.
                         if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
-                            return Err(errors::JSON_LONE_SURROGATE.into());
+                            return Err(lone_surrogate());
                         }
                         self.pos += 2;
                         let low = self.hex4()?;
                         if !(0xdc00..=0xdfff).contains(&low) {
-                            return Err(errors::JSON_LONE_SURROGATE.into());
+                            return Err(lone_surrogate());
                         }
                         let code_point = 0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00);
-                        char::from_u32(code_point).ok_or(errors::JSON_LONE_SURROGATE)?
+                        char::from_u32(code_point).ok_or_else(lone_surrogate)?
                     }
-                    0xdc00..=0xdfff => return Err(errors::JSON_LONE_SURROGATE.into()),
-                    _ => char::from_u32(unit).ok_or(errors::JSON_LONE_SURROGATE)?,
+                    0xdc00..=0xdfff => return Err(lone_surrogate()),
+                    _ => char::from_u32(unit).ok_or_else(lone_surrogate)?,
                 }
             }
             _ => return Err(self.error("invalid escape")),
         })
     }
 
-    fn hex4(&mut self) -> Result<u32, Cow<'static, str>> {
+    fn hex4(&mut self) -> Result<u32, Failure> {
         let digits = self
             .text
             .get(self.pos..self.pos + 4)
@@ -492,6 +572,29 @@ impl Parser<'_, '_> {
         }
         self.pos += 4;
         u32::from_str_radix(digits, 16).map_err(|_| self.error("invalid escape"))
+    }
+}
+
+/// Whether `whole.fraction` (digits, no exponent) is already how Python's
+/// repr writes its double: at most 15 significant digits (so the nearest
+/// double prints back as them, see [`Decimal`]), a decimal exponent in
+/// -4..16 (plain notation) and no trailing zero after the point but a lone
+/// `.0`. An empty `fraction` is an integer, not a float.
+fn is_python_repr(whole: &[u8], fraction: &[u8]) -> bool {
+    let Some(&last) = fraction.last() else {
+        return false;
+    };
+    if fraction == b"0" {
+        return whole.len() <= 15;
+    }
+    if last == b'0' {
+        return false;
+    }
+    if whole == b"0" {
+        let zeros = fraction.iter().take_while(|&&b| b == b'0').count();
+        zeros <= 3 && fraction.len() - zeros <= 15
+    } else {
+        whole.len() + fraction.len() <= 15
     }
 }
 
@@ -708,11 +811,14 @@ fn plain_ascii_run(bytes: &[u8]) -> usize {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
-        // Below 0x20, 0x7f or above, a quote, a backslash.
+        // Below 0x20, 0x7f or above, a quote, a backslash. Each test can
+        // also flag bytes after a flagged one (borrows), never before it:
+        // the lowest flag is the first byte that needs a look.
         let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
         let high = (x.wrapping_add(ONES) | x) & HIGHS;
-        if control | high | has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\'))) != 0 {
-            break;
+        let flags = control | high | has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\')));
+        if flags != 0 {
+            return done + (flags.trailing_zeros() / 8) as usize;
         }
         done += 8;
     }
@@ -899,6 +1005,57 @@ mod tests {
         ] {
             assert!(Decimal::exact(text).is_none(), "{text} needs the slow path");
         }
+    }
+
+    #[test]
+    fn floats_copied_verbatim_are_what_repr_writes() {
+        for (whole, fraction, verbatim) in [
+            ("0", "582058", true),
+            ("0", "0", true),
+            ("100", "0", true),
+            ("0", "0001", true),
+            ("0", "00001", false),
+            ("2", "50", false),
+            ("0", "000", false),
+            ("123456789012345", "0", true),
+            ("1234567890123456", "0", false),
+            ("12345678901234", "5", true),
+            ("123456789012345", "5", false),
+            ("0", "123456789012345", true),
+            ("0", "1234567890123456", false),
+        ] {
+            assert_eq!(
+                is_python_repr(whole.as_bytes(), fraction.as_bytes()),
+                verbatim,
+                "{whole}.{fraction}"
+            );
+        }
+        assert!(!is_python_repr(b"12", b""), "an integer is not a float");
+        // Every plain decimal the check lets through is its own repr.
+        let mut rng = Rng(0x5eed_f10a7);
+        let mut copied = 0;
+        for _ in 0..200_000 {
+            let digits = |rng: &mut Rng, n: usize| {
+                (0..n)
+                    .map(|_| char::from(b'0' + rng.below(10) as u8))
+                    .collect::<String>()
+            };
+            let whole = match rng.below(3) {
+                0 => "0".to_string(),
+                _ => {
+                    let n = rng.below(17);
+                    format!("{}{}", 1 + rng.below(9), digits(&mut rng, n))
+                }
+            };
+            let fraction_len = 1 + rng.below(17);
+            let fraction = digits(&mut rng, fraction_len);
+            let text = format!("{}{whole}.{fraction}", if rng.chance(30) { "-" } else { "" });
+            if is_python_repr(whole.as_bytes(), fraction.as_bytes()) {
+                copied += 1;
+                assert_eq!(float(text.parse().expect("a number")), text);
+            }
+        }
+        assert!(copied > 10_000, "only {copied} cases took the verbatim path");
     }
 
     #[test]
