@@ -9,7 +9,6 @@
 //! object's members sorted in place once it closes.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::ops::Range;
 
 use sha2::{Digest, Sha256};
@@ -27,17 +26,26 @@ pub const MAX_DEPTH: usize = 512;
 /// Hash of a pattern: the first 16 lowercase hex digits of the SHA-256 of
 /// its canonical text.
 pub fn pattern_hash(text: &[u8], max_bytes: usize) -> Result<String, Cow<'static, str>> {
-    with_canonical(text, max_bytes, hash_canonical)
+    pattern_hash_hex(text, max_bytes).map(|hex| String::from_utf8_lossy(&hex).into_owned())
+}
+
+/// [`pattern_hash`] as ASCII bytes, with no allocation (the command path).
+pub fn pattern_hash_hex(text: &[u8], max_bytes: usize) -> Result<[u8; HASH_HEX_LEN], Cow<'static, str>> {
+    with_canonical(text, max_bytes, hash_bytes)
 }
 
 /// SHA-256 prefix of an already canonical text.
 pub fn hash_canonical(canonical: &str) -> String {
+    String::from_utf8_lossy(&hash_bytes(canonical.as_bytes())).into_owned()
+}
+
+fn hash_bytes(canonical: &[u8]) -> [u8; HASH_HEX_LEN] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(canonical.as_bytes());
-    let mut hex = String::with_capacity(HASH_HEX_LEN);
-    for byte in digest.iter().take(HASH_HEX_LEN / 2) {
-        for nibble in [byte >> 4, byte & 0xf] {
-            hex.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+    let digest = Sha256::digest(canonical);
+    let mut hex = [0u8; HASH_HEX_LEN];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.iter()) {
+        for (digit, nibble) in pair.iter_mut().zip([byte >> 4, byte & 0xf]) {
+            *digit = HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
         }
     }
     hex
@@ -47,19 +55,79 @@ pub fn hash_canonical(canonical: &str) -> String {
 /// Refuses what RFC 8259 refuses, escaped lone surrogates, and nesting
 /// deeper than [`MAX_DEPTH`].
 pub fn canonical_text(text: &[u8], max_bytes: usize) -> Result<String, Cow<'static, str>> {
-    with_canonical(text, max_bytes, str::to_string)
+    // The canonical text is ASCII.
+    with_canonical(text, max_bytes, |bytes| String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// The canonical text being written: bytes, all ASCII.
+#[derive(Default)]
+struct Out(Vec<u8>);
+
+impl Out {
+    fn push_str(&mut self, text: &str) {
+        self.0.extend_from_slice(text.as_bytes());
+    }
+
+    fn push(&mut self, ascii: char) {
+        let mut buf = [0u8; 4];
+        self.push_str(ascii.encode_utf8(&mut buf));
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// Appends `text[range]`, a token of the input. Tokens are short: when
+    /// 16 bytes can be read from its start, they are appended as one
+    /// fixed-size move (no call to memcpy) and the excess cut off again.
+    fn token(&mut self, text: &[u8], range: Range<usize>) {
+        let len = range.len();
+        if len <= 16 {
+            if let Some(block) = text.get(range.start..).and_then(|rest| rest.first_chunk::<16>()) {
+                let end = self.0.len() + len;
+                self.0.extend_from_slice(block);
+                self.0.truncate(end);
+                return;
+            }
+        }
+        self.extend(text.get(range).unwrap_or_default());
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn get(&self, range: Range<usize>) -> Option<&[u8]> {
+        self.0.get(range)
+    }
 }
 
 /// Working buffers, kept between calls: hashing a pattern then allocates
 /// nothing once they have grown to the usual size.
 #[derive(Default)]
 struct Buffers {
-    out: String,
+    out: Out,
     keys: Vec<u8>,
     members: Vec<Member>,
     /// Sort order of one object's members: prefix << 64 | position.
     order: Vec<u128>,
-    scratch: String,
+    scratch: Out,
 }
 
 /// Buffers larger than this are not kept for the next call.
@@ -70,13 +138,19 @@ thread_local! {
 }
 
 /// Canonicalises `text` and hands the canonical text to `finish`.
-fn with_canonical<R>(text: &[u8], max_bytes: usize, finish: impl FnOnce(&str) -> R) -> Result<R, Cow<'static, str>> {
+fn with_canonical<R>(text: &[u8], max_bytes: usize, finish: impl FnOnce(&[u8]) -> R) -> Result<R, Cow<'static, str>> {
     if text.len() > max_bytes {
         return Err(errors::JSON_TOO_LARGE.into());
     }
-    let text = std::str::from_utf8(text).map_err(|_| errors::JSON_NOT_UTF8)?;
+    // UTF-8 is checked where it matters, as the parser meets non-ASCII
+    // bytes (a text that parses is valid UTF-8); a refused text is checked
+    // whole, so that invalid UTF-8 is always the reason given.
+    let refusal = |reason: Cow<'static, str>| match std::str::from_utf8(text) {
+        Ok(_) => reason,
+        Err(_) => errors::JSON_NOT_UTF8.into(),
+    };
     if !starts_with_object(text) {
-        return Err(errors::JSON_NOT_OBJECT.into());
+        return Err(refusal(errors::JSON_NOT_OBJECT.into()));
     }
     BUFFERS.with(|cell| {
         // Re-entry cannot happen (nothing here calls back), but never panic.
@@ -87,16 +161,15 @@ fn with_canonical<R>(text: &[u8], max_bytes: usize, finish: impl FnOnce(&str) ->
         buffers.keys.clear();
         buffers.members.clear();
         let mut parser = Parser {
-            text,
-            bytes: text.as_bytes(),
+            bytes: text,
             pos: 0,
             depth: 0,
             buffers,
         };
         let result = parser
             .document()
-            .map(|()| finish(&parser.buffers.out))
-            .map_err(|failure| *failure);
+            .map(|()| finish(parser.buffers.out.as_bytes()))
+            .map_err(|failure| refusal(*failure));
         for capacity in [
             parser.buffers.out.capacity(),
             parser.buffers.scratch.capacity(),
@@ -125,14 +198,22 @@ struct Member {
 }
 
 impl Member {
-    fn new(bytes: &[u8], key_in_out: bool, key: Range<usize>, text: Range<usize>) -> Member {
-        let mut first = [0u8; 8];
-        let n = bytes.len().min(8);
-        if let (Some(to), Some(from)) = (first.get_mut(..n), bytes.get(..n)) {
-            to.copy_from_slice(from);
-        }
+    /// `buffer[key]` is the decoded key.
+    fn new(buffer: &[u8], key_in_out: bool, key: Range<usize>, text: Range<usize>) -> Member {
+        // Eight bytes read at once when the buffer has them (a short key is
+        // followed by more text), the bytes past the key masked off.
+        let kept = u64::MAX.checked_shr(8 * key.len().min(8) as u32).unwrap_or(0);
+        let prefix = match buffer.get(key.start..).and_then(|rest| rest.first_chunk::<8>()) {
+            Some(word) => u64::from_be_bytes(*word) & !kept,
+            None => buffer
+                .get(key.clone())
+                .unwrap_or_default()
+                .iter()
+                .zip((0..8).rev())
+                .fold(0, |acc, (&b, i)| acc | u64::from(b) << (8 * i)),
+        };
         Member {
-            prefix: u64::from_be_bytes(first),
+            prefix,
             key_in_out,
             key,
             text,
@@ -149,7 +230,6 @@ fn lone_surrogate() -> Failure {
 }
 
 struct Parser<'a, 'b> {
-    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
     depth: usize,
@@ -298,17 +378,12 @@ impl Parser<'_, '_> {
                 self.buffers.out.push_str(": ");
                 self.skip_whitespace();
                 self.value()?;
-                let key_bytes = if key_in_out {
-                    self.buffers.out.as_bytes().get(key.clone())
+                let key_buffer = if key_in_out {
+                    self.buffers.out.as_bytes()
                 } else {
-                    self.buffers.keys.get(key.clone())
+                    &self.buffers.keys
                 };
-                let member = Member::new(
-                    key_bytes.unwrap_or_default(),
-                    key_in_out,
-                    key,
-                    text_start..self.buffers.out.len(),
-                );
+                let member = Member::new(key_buffer, key_in_out, key, text_start..self.buffers.out.len());
                 self.buffers.members.push(member);
                 self.skip_whitespace();
                 match self.peek() {
@@ -382,7 +457,7 @@ impl Parser<'_, '_> {
             if written > 0 {
                 scratch.push_str(", ");
             }
-            scratch.push_str(out.get(member.text.clone()).unwrap_or_default());
+            scratch.extend(out.get(member.text.clone()).unwrap_or_default());
             written += 1;
         }
         scratch.push('}');
@@ -392,7 +467,7 @@ impl Parser<'_, '_> {
             std::mem::swap(out, scratch);
         } else {
             out.truncate(start);
-            out.push_str(scratch);
+            out.extend(scratch.as_bytes());
         }
     }
 
@@ -424,9 +499,7 @@ impl Parser<'_, '_> {
         }
         if !matches!(self.peek(), Some(b'e' | b'E')) && is_python_repr(whole, fraction) {
             // The commonest float spelling is Python's already: copy it.
-            self.buffers
-                .out
-                .push_str(self.text.get(start..self.pos).unwrap_or_default());
+            self.buffers.out.token(self.bytes, start..self.pos);
             return Ok(());
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
@@ -440,7 +513,8 @@ impl Parser<'_, '_> {
             }
             self.skip_digits();
         }
-        let text = self.text.get(start..self.pos).unwrap_or_default();
+        // Sign, digits, point and exponent: ASCII.
+        let text = std::str::from_utf8(self.bytes.get(start..self.pos).unwrap_or_default()).unwrap_or_default();
         if float {
             if let Some(decimal) = Decimal::exact(text) {
                 // Few enough digits: they are the shortest repr already.
@@ -457,7 +531,7 @@ impl Parser<'_, '_> {
         } else if text == "-0" {
             self.buffers.out.push('0');
         } else {
-            self.buffers.out.push_str(text);
+            self.buffers.out.token(self.bytes, start..self.pos);
         }
         Ok(())
     }
@@ -478,9 +552,7 @@ impl Parser<'_, '_> {
         if self.peek_at(run_end) == Some(b'"') {
             // Nothing to escape (the usual case): the token is its own output.
             self.pos = run_end + 1;
-            self.buffers
-                .out
-                .push_str(self.text.get(open..self.pos).unwrap_or_default());
+            self.buffers.out.token(self.bytes, open..self.pos);
             return Ok(true);
         }
         self.buffers.out.push('"');
@@ -488,29 +560,43 @@ impl Parser<'_, '_> {
             // Printable ASCII other than a quote or a backslash stands for itself.
             let run_start = self.pos;
             self.pos += plain_ascii_run(self.bytes.get(run_start..).unwrap_or_default());
-            let run = self.text.get(run_start..self.pos).unwrap_or_default();
-            self.buffers.out.push_str(run);
+            let run = self.bytes.get(run_start..self.pos).unwrap_or_default();
+            self.buffers.out.extend(run);
             if key {
-                self.buffers.keys.extend_from_slice(run.as_bytes());
+                self.buffers.keys.extend_from_slice(run);
             }
             let ch = match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
                     break;
                 }
+                Some(b'\\') if !key && self.verbatim_escape() => {
+                    // Python writes this escape exactly as it was written.
+                    self.buffers.out.token(self.bytes, self.pos..self.pos + 6);
+                    self.pos += 6;
+                    continue;
+                }
                 Some(b'\\') => self.escape()?,
                 Some(0..=0x1f) => {
                     return Err(self.error("control character (\\u0000-\\u001F) found while parsing a string"))
                 }
                 None => return Err(self.error("EOF while parsing a string")),
-                Some(_) => {
-                    // DEL or the start of a UTF-8 sequence (the text is valid UTF-8).
+                Some(first) => {
+                    // DEL or the start of a UTF-8 sequence.
+                    let width = match first {
+                        0x7f => 1,
+                        0xc2..=0xdf => 2,
+                        0xe0..=0xef => 3,
+                        0xf0..=0xf4 => 4,
+                        _ => 0,
+                    };
                     let ch = self
-                        .text
-                        .get(self.pos..)
-                        .and_then(|rest| rest.chars().next())
-                        .unwrap_or('\u{fffd}');
-                    self.pos += ch.len_utf8().max(1);
+                        .bytes
+                        .get(self.pos..self.pos + width)
+                        .and_then(|sequence| std::str::from_utf8(sequence).ok())
+                        .and_then(|sequence| sequence.chars().next())
+                        .ok_or_else(|| Box::new(Cow::Borrowed(errors::JSON_NOT_UTF8)))?;
+                    self.pos += width;
                     ch
                 }
             };
@@ -562,11 +648,32 @@ impl Parser<'_, '_> {
         })
     }
 
+    /// Whether the escape at `pos` is `\uXXXX` written as Python writes it:
+    /// lowercase hex, a character Python escapes that way (control
+    /// characters without a short form, DEL and above) and no surrogate.
+    fn verbatim_escape(&self) -> bool {
+        let Some([b'\\', b'u', digits @ ..]) = self.bytes.get(self.pos..).and_then(|rest| rest.first_chunk::<6>())
+        else {
+            return false;
+        };
+        let mut unit = 0u32;
+        for &digit in digits {
+            let value = match digit {
+                b'0'..=b'9' => digit - b'0',
+                b'a'..=b'f' => digit - b'a' + 10,
+                _ => return false,
+            };
+            unit = unit << 4 | u32::from(value);
+        }
+        matches!(unit, 0..=0x07 | 0x0b | 0x0e..=0x1f | 0x7f..=0xd7ff | 0xe000..=0xffff)
+    }
+
     fn hex4(&mut self) -> Result<u32, Failure> {
         let digits = self
-            .text
+            .bytes
             .get(self.pos..self.pos + 4)
             .ok_or_else(|| self.error("EOF while parsing a string"))?;
+        let digits = std::str::from_utf8(digits).map_err(|_| self.error("invalid escape"))?;
         if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(self.error("invalid escape"));
         }
@@ -600,7 +707,7 @@ fn is_python_repr(whole: &[u8], fraction: &[u8]) -> bool {
 
 /// Python's `repr(float)`: shortest round-trip digits; plain notation when
 /// the decimal exponent is in -4..16, else `d.ddde±XX`.
-pub fn write_float(out: &mut String, value: f64) {
+fn write_float(out: &mut Out, value: f64) {
     if value.is_nan() {
         out.push_str("NaN");
         return;
@@ -631,7 +738,7 @@ pub fn write_float(out: &mut String, value: f64) {
 /// Python's layout for the significant `digits` of a double times
 /// 10^`exponent` (of the first digit): plain when the exponent is in -4..16,
 /// else `d.ddde±XX`.
-fn write_repr(out: &mut String, negative: bool, digits: &str, exponent: i32) {
+fn write_repr(out: &mut Out, negative: bool, digits: &str, exponent: i32) {
     if negative {
         out.push('-');
     }
@@ -644,13 +751,22 @@ fn write_repr(out: &mut String, negative: bool, digits: &str, exponent: i32) {
             out.push('.');
             out.push_str(rest);
         }
-        let _ = write!(
-            out,
-            "e{}{:02}",
-            if exponent < 0 { '-' } else { '+' },
-            exponent.unsigned_abs()
-        );
+        out.push('e');
+        out.push(if exponent < 0 { '-' } else { '+' });
+        // At least two digits.
+        let magnitude = exponent.unsigned_abs();
+        if magnitude >= 100 {
+            out.push_str(&magnitude.to_string());
+        } else {
+            out.push(digit(magnitude / 10));
+            out.push(digit(magnitude % 10));
+        }
     }
+}
+
+/// The decimal digit `value` (0..=9).
+fn digit(value: u32) -> char {
+    char::from_digit(value % 10, 10).unwrap_or('0')
 }
 
 /// A JSON number with at most 15 significant digits and a normal, finite
@@ -775,7 +891,7 @@ fn tie_to_even(value: f64, digits: &str, exponent: i32) -> Option<String> {
 
 /// Digits `d1d2d3...` times 10^exponent in plain notation, with at least one
 /// digit after the point.
-fn write_plain(out: &mut String, digits: &str, exponent: i32) {
+fn write_plain(out: &mut Out, digits: &str, exponent: i32) {
     if exponent < 0 {
         out.push_str("0.");
         for _ in 0..(-exponent - 1) {
@@ -830,7 +946,7 @@ fn plain_ascii_run(bytes: &[u8]) -> usize {
 }
 
 /// One character as Python's `ensure_ascii` writes it.
-fn write_char(out: &mut String, ch: char) {
+fn write_char(out: &mut Out, ch: char) {
     match ch {
         '"' => out.push_str("\\\""),
         '\\' => out.push_str("\\\\"),
@@ -856,6 +972,8 @@ fn write_char(out: &mut String, ch: char) {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     const MAX: usize = 1 << 20;
@@ -865,9 +983,9 @@ mod tests {
     }
 
     fn float(value: f64) -> String {
-        let mut out = String::new();
+        let mut out = Out::default();
         write_float(&mut out, value);
-        out
+        String::from_utf8(out.0).expect("ASCII")
     }
 
     #[test]
@@ -988,11 +1106,13 @@ mod tests {
             "7e22",
         ] {
             let decimal = Decimal::exact(text).unwrap_or_else(|| panic!("{text} has a fast path"));
-            let mut fast = String::new();
+            let mut fast = Out::default();
             write_repr(&mut fast, decimal.negative, decimal.digits(), decimal.exponent);
-            let mut slow = String::new();
-            write_float(&mut slow, text.parse().expect("a number"));
-            assert_eq!(fast, slow, "{text}");
+            assert_eq!(
+                fast.as_bytes(),
+                float(text.parse().expect("a number")).as_bytes(),
+                "{text}"
+            );
         }
         for text in [
             "0.0",
@@ -1074,6 +1194,31 @@ mod tests {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         let refusal = canonical_text(deep.as_bytes(), usize::MAX).expect_err("too deep");
         assert!(refusal.contains("recursion limit"), "{refusal}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_the_reason_wherever_it_is() {
+        let not_utf8 = Err(Cow::Borrowed(errors::JSON_NOT_UTF8));
+        for text in [
+            &b"{\"s\":\"\xff\"}"[..],
+            b"{\"s\":\"\xc3\"}",
+            b"{\"s\":\"\xc0\xaf\"}",
+            b"{\"s\":\"\xed\xa0\x80\"}",
+            b"{\"s\":\"\xf4\x90\x80\x80\"}",
+            b"{\"s\":\"\xe2\x82",
+            b"{\"\x80\":1}",
+            b"{\"a\":1}\xff",
+            b"{\"a\":\xff}",
+            b"{\"a\":1,,\"b\":\"\xff\"}",
+            b"\xff{}",
+            b"[\xff]",
+        ] {
+            assert_eq!(canonical_text(text, MAX), not_utf8, "{}", text.escape_ascii());
+        }
+        assert_eq!(
+            canonical_text("{\"\u{e9}\":\"\u{20ac}\u{1F600}\u{7f}\"}".as_bytes(), MAX).as_deref(),
+            Ok(r#"{"\u00e9": "\u20ac\ud83d\ude00\u007f"}"#)
+        );
     }
 
     #[test]

@@ -16,18 +16,25 @@ fn err(message: Cow<'static, str>) -> RedisError {
     }
 }
 
+/// The arguments after the command name; the options left after the
+/// positional ones are read in place with `as_slice`.
+fn arguments(args: Vec<RedisString>) -> std::vec::IntoIter<RedisString> {
+    let mut args = args.into_iter();
+    args.next();
+    args
+}
+
 /// WARGAMING.SETPRED / SETMATRIX: `<id> <json> [EX seconds | PX milliseconds]`.
 pub fn set_entry(ctx: &Context, args: Vec<RedisString>, kind: Kind) -> RedisResult {
     if args.len() < 3 {
         return Err(RedisError::WrongArity);
     }
-    let mut args = args.into_iter().skip(1);
+    let mut args = arguments(args);
     let id = args.next_arg()?;
     let value = args.next_arg()?;
-    let options: Vec<RedisString> = args.collect();
     keys::validate_id(id.as_slice()).map_err(RedisError::Str)?;
     let options =
-        args::parse_write_options(options.iter().map(RedisString::as_slice), false).map_err(RedisError::Str)?;
+        args::parse_write_options(args.as_slice().iter().map(RedisString::as_slice), false).map_err(RedisError::Str)?;
     json::validate_object(value.as_slice(), config::max_json_bytes()).map_err(err)?;
     let ttl_ms = args::resolve_ttl_ms(options.ttl_ms, config::default_ttl_secs(kind)).map_err(RedisError::Str)?;
     let key = store::string(ctx, &keys::key_name(kind, id.as_slice()));
@@ -59,9 +66,14 @@ pub fn get_entry(ctx: &Context, args: Vec<RedisString>, kind: Kind) -> RedisResu
         }
     };
     stats::record_hit(kind);
-    let bytes = value.bytes();
-    // Reply straight from Redis's buffer: one copy, as GET makes.
-    // SAFETY: the buffer lives while `value` keeps the key open.
+    // Reply straight from Redis's buffer (it lives while `value` keeps the
+    // key open): one copy, as GET makes.
+    reply_bytes(ctx, value.bytes())
+}
+
+/// Replies with a bulk string copied from `bytes`, with no allocation.
+fn reply_bytes(ctx: &Context, bytes: &[u8]) -> RedisResult {
+    // SAFETY: Redis copies the buffer into the reply before returning.
     unsafe { api!(RedisModule_ReplyWithStringBuffer)?(ctx.get_raw(), bytes.as_ptr().cast(), bytes.len()) };
     Ok(RedisValue::NoReply)
 }
@@ -71,33 +83,32 @@ pub fn hash_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() < 2 {
         return Err(RedisError::WrongArity);
     }
-    let mut args = args.into_iter().skip(1);
+    let mut args = arguments(args);
     let pattern = args.next_arg()?;
-    let options: Vec<RedisString> = args.collect();
     let options =
-        args::parse_write_options(options.iter().map(RedisString::as_slice), true).map_err(RedisError::Str)?;
-    let hash = canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
+        args::parse_write_options(args.as_slice().iter().map(RedisString::as_slice), true).map_err(RedisError::Str)?;
+    let hash = canonical::pattern_hash_hex(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
     if !options.nostore {
-        let name = keys::key_name(Kind::Pattern, hash.as_bytes());
+        let name = keys::key_name(Kind::Pattern, &hash);
         // The key is only known now: Redis could not route the command by it.
         if let Some(redirect) = cluster::redirect_for(ctx, &name)? {
             return Err(RedisError::String(redirect));
         }
         store_pattern(ctx, &name, &pattern, options.ttl_ms)?;
     }
-    Ok(RedisValue::BulkString(hash))
+    reply_bytes(ctx, &hash)
 }
 
 /// WARGAMING.PATTERNHASH: `<json>`. The hash alone, from a read-only
 /// command: it runs on replicas and when memory is full, where the
 /// write-flagged `HASHPATTERN ... NOSTORE` is refused.
-pub fn pattern_hash_only(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+pub fn pattern_hash_only(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 2 {
         return Err(RedisError::WrongArity);
     }
     let pattern = args.into_iter().nth(1).ok_or(RedisError::WrongArity)?;
-    let hash = canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
-    Ok(RedisValue::BulkString(hash))
+    let hash = canonical::pattern_hash_hex(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
+    reply_bytes(ctx, &hash)
 }
 
 /// WARGAMING.SETPATTERN: `<hash> <json> [EX seconds | PX milliseconds]`.
@@ -107,23 +118,17 @@ pub fn set_pattern(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() < 3 {
         return Err(RedisError::WrongArity);
     }
-    let mut args = args.into_iter().skip(1);
+    let mut args = arguments(args);
     let claimed = args.next_arg()?;
     let pattern = args.next_arg()?;
-    let options: Vec<RedisString> = args.collect();
     keys::validate_pattern_hash(claimed.as_slice()).map_err(RedisError::Str)?;
     let options =
-        args::parse_write_options(options.iter().map(RedisString::as_slice), false).map_err(RedisError::Str)?;
-    let hash = canonical::pattern_hash(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
-    if hash.as_bytes() != claimed.as_slice() {
+        args::parse_write_options(args.as_slice().iter().map(RedisString::as_slice), false).map_err(RedisError::Str)?;
+    let hash = canonical::pattern_hash_hex(pattern.as_slice(), config::max_json_bytes()).map_err(err)?;
+    if hash != claimed.as_slice() {
         return Err(RedisError::Str(errors::PATTERN_HASH_MISMATCH));
     }
-    store_pattern(
-        ctx,
-        &keys::key_name(Kind::Pattern, hash.as_bytes()),
-        &pattern,
-        options.ttl_ms,
-    )?;
+    store_pattern(ctx, &keys::key_name(Kind::Pattern, &hash), &pattern, options.ttl_ms)?;
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 

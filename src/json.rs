@@ -18,7 +18,7 @@ pub fn validate_object(text: &[u8], max_bytes: usize) -> Result<(), Cow<'static,
     // serde_json skips string contents without decoding them when it only
     // validates, so check the encoding of the whole text up front.
     let text = std::str::from_utf8(text).map_err(|_| errors::JSON_NOT_UTF8)?;
-    if !starts_with_object(text) {
+    if !starts_with_object(text.as_bytes()) {
         return Err(errors::JSON_NOT_OBJECT.into());
     }
     serde_json::from_str::<IgnoredAny>(text).map_err(invalid_json)?;
@@ -26,8 +26,8 @@ pub fn validate_object(text: &[u8], max_bytes: usize) -> Result<(), Cow<'static,
 }
 
 /// The first significant character opens an object.
-pub fn starts_with_object(text: &str) -> bool {
-    text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{')
+pub fn starts_with_object(text: &[u8]) -> bool {
+    text.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b'{')
 }
 
 /// Turns a parser error into a reply naming the problem and where it is.
