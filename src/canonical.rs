@@ -125,8 +125,9 @@ struct Buffers {
     out: Out,
     keys: Vec<u8>,
     members: Vec<Member>,
-    /// Sort order of one object's members: prefix << 64 | position.
-    order: Vec<u128>,
+    /// Sort order of one object's members: key prefix and position in one
+    /// integer (see `sort_members`).
+    order: Vec<u64>,
     scratch: Out,
 }
 
@@ -419,26 +420,32 @@ impl Parser<'_, '_> {
             let bytes = if m.key_in_out { out.as_bytes() } else { keys.as_slice() };
             bytes.get(m.key.clone()).unwrap_or_default()
         };
-        let member = |entry: &u128| members.get((*entry & u128::from(u32::MAX)) as usize);
-        let full_key = |entry: &u128| member(entry).map(key).unwrap_or_default();
+        // An entry of `order`: the key prefix in the high bits, the member's
+        // position in the low `position_bits`.
+        let position_bits = u64::BITS - (members.len() as u64).leading_zeros();
+        let position_mask = u64::MAX.checked_shr(u64::BITS - position_bits).unwrap_or(0);
+        let member = |entry: &u64| members.get((*entry & position_mask) as usize);
+        let full_key = |entry: &u64| member(entry).map(key).unwrap_or_default();
+        let same_prefix = |a: &u64, b: &u64| a & !position_mask == b & !position_mask;
         if members
             .windows(2)
             .all(|pair| matches!(pair, [a, b] if a.prefix < b.prefix || (a.prefix == b.prefix && key(a) < key(b))))
         {
             return; // already sorted, no repeats: written as is
         }
-        // Sort (prefix, position) pairs: plain integers, cheap to compare and
-        // move. Members sharing a prefix are then ordered by their whole key,
-        // repeats by position, so the last of a repeated key comes last.
+        // Sort (prefix, position) pairs packed in single integers, cheap to
+        // compare and move. Members sharing a prefix are then ordered by
+        // their whole key, repeats by position, so the last of a repeated
+        // key comes last.
         order.clear();
         order.extend(
             members
                 .iter()
                 .enumerate()
-                .map(|(i, m)| u128::from(m.prefix) << 64 | i as u128),
+                .map(|(i, m)| m.prefix & !position_mask | i as u64),
         );
         order.sort_unstable();
-        for run in order.chunk_by_mut(|a, b| a >> 64 == b >> 64) {
+        for run in order.chunk_by_mut(same_prefix) {
             if run.len() > 1 {
                 run.sort_unstable_by(|a, b| full_key(a).cmp(full_key(b)).then(a.cmp(b)));
             }
@@ -450,7 +457,7 @@ impl Parser<'_, '_> {
         for (i, entry) in order.iter().enumerate() {
             let repeated = order
                 .get(i + 1)
-                .is_some_and(|next| next >> 64 == entry >> 64 && full_key(next) == full_key(entry));
+                .is_some_and(|next| same_prefix(next, entry) && full_key(next) == full_key(entry));
             let Some(member) = member(entry).filter(|_| !repeated) else {
                 continue;
             };
@@ -545,16 +552,23 @@ impl Parser<'_, '_> {
     /// A string, written as Python's `ensure_ascii` writes it. True when it
     /// needed no escaping (its output is the input token); otherwise a key
     /// is also decoded into `keys`.
+    #[inline(always)]
     fn string(&mut self, key: bool) -> Result<bool, Failure> {
         let open = self.pos;
-        self.pos += 1; // the opening quote
-        let run_end = self.pos + plain_ascii_run(self.bytes.get(self.pos..).unwrap_or_default());
+        let run_end = open + 1 + plain_ascii_run(self.bytes.get(open + 1..).unwrap_or_default());
         if self.peek_at(run_end) == Some(b'"') {
             // Nothing to escape (the usual case): the token is its own output.
             self.pos = run_end + 1;
             self.buffers.out.token(self.bytes, open..self.pos);
             return Ok(true);
         }
+        self.pos += 1; // the opening quote
+        self.escaped_string(key).map(|()| false)
+    }
+
+    /// The rest of a string that has characters to escape.
+    #[inline(never)]
+    fn escaped_string(&mut self, key: bool) -> Result<(), Failure> {
         self.buffers.out.push('"');
         loop {
             // Printable ASCII other than a quote or a backslash stands for itself.
@@ -607,7 +621,7 @@ impl Parser<'_, '_> {
             }
         }
         self.buffers.out.push('"');
-        Ok(false)
+        Ok(())
     }
 
     /// The character an escape stands for; `pos` is at the backslash.
@@ -1219,6 +1233,40 @@ mod tests {
             canonical_text("{\"\u{e9}\":\"\u{20ac}\u{1F600}\u{7f}\"}".as_bytes(), MAX).as_deref(),
             Ok(r#"{"\u00e9": "\u20ac\ud83d\ude00\u007f"}"#)
         );
+    }
+
+    #[test]
+    fn members_sharing_prefixes_sort_by_whole_key_and_the_last_repeat_wins() {
+        let stems = [
+            "",
+            "a",
+            "ab",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgh\u{e9}",
+            "zzzzzzzzzzzzzz",
+        ];
+        let mut rng = Rng(0x50_27ed);
+        for round in 0..400 {
+            let members = 1 + rng.below(if round % 10 == 0 { 700 } else { 40 });
+            let mut text = String::from("{");
+            let mut expected = std::collections::BTreeMap::new();
+            for i in 0..members {
+                let stem = rng.pick(&stems);
+                let spread = if rng.chance(50) { 3 } else { 300 };
+                let key = format!("{stem}{}", rng.below(spread));
+                let escaped = key.replace('\u{e9}', "\\u00e9");
+                let _ = write!(text, "{}\"{escaped}\":{i}", if i > 0 { "," } else { "" });
+                expected.insert(key, i);
+            }
+            text.push('}');
+            let members: Vec<String> = expected
+                .iter()
+                .map(|(key, value)| format!("\"{}\": {value}", key.replace('\u{e9}', "\\u00e9")))
+                .collect();
+            assert_eq!(canon(&text), format!("{{{}}}", members.join(", ")), "{text}");
+        }
     }
 
     #[test]
