@@ -175,6 +175,8 @@ fn with_canonical<R>(text: &[u8], max_bytes: usize, finish: impl FnOnce(&[u8]) -
             parser.buffers.out.capacity(),
             parser.buffers.scratch.capacity(),
             parser.buffers.keys.capacity(),
+            parser.buffers.members.capacity() * std::mem::size_of::<Member>(),
+            parser.buffers.order.capacity() * std::mem::size_of::<u64>(),
         ] {
             if capacity > KEEP_CAPACITY {
                 *parser.buffers = Buffers::default();
@@ -185,8 +187,8 @@ fn with_canonical<R>(text: &[u8], max_bytes: usize, finish: impl FnOnce(&[u8]) -
     })
 }
 
-/// One member of an object being written: its decoded key (in `keys`) and
-/// its canonical `"key": value` text (in `out`).
+/// One member of an object being written: where its decoded key is and
+/// where its canonical `"key": value` text is (in `out`).
 struct Member {
     /// The key's first 8 bytes, big-endian, zero-padded: most comparisons
     /// end here; equal prefixes compare the whole keys.
