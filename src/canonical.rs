@@ -606,6 +606,8 @@ impl Parser<'_, '_> {
                         0xf0..=0xf4 => 4,
                         _ => 0,
                     };
+                    // Not UTF-8: the reason `with_canonical` gives anyway,
+                    // as it re-checks every refused text whole.
                     let ch = self
                         .bytes
                         .get(self.pos..self.pos + width)
