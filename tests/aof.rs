@@ -35,11 +35,7 @@ fn aof_restart_restores_keys_and_expiry_with_and_without_the_module() {
         .arg(3_600_000)
         .exec(&mut con)
         .unwrap();
-    redis::cmd("WARGAMING.SETMATRIX")
-        .arg("v9")
-        .arg(r#"{"fp":0}"#)
-        .exec(&mut con)
-        .unwrap();
+    setmatrix(&mut con, "v9", r#"{"fp":0}"#);
     redis::cmd("WARGAMING.HASHPATTERN")
         .arg(r#"{"x":[1,2]}"#)
         .exec(&mut con)

@@ -111,11 +111,7 @@ fn ex_and_px_override_the_default() {
 fn kinds_have_their_own_default_ttls_and_keys() {
     let server = Server::start();
     let mut con = server.connection();
-    redis::cmd("WARGAMING.SETMATRIX")
-        .arg("model-v2")
-        .arg(r#"{"tp": 5}"#)
-        .exec(&mut con)
-        .unwrap();
+    setmatrix(&mut con, "model-v2", r#"{"tp": 5}"#);
     let ttl = pttl(&mut con, &matrix_key("model-v2"));
     assert!((299_000..=300_000).contains(&ttl), "{ttl}");
     let got: Vec<u8> = redis::cmd("WARGAMING.GETMATRIX")
@@ -437,11 +433,7 @@ fn invalidate_counts_live_keys_only() {
     let left: Vec<String> = redis::cmd("KEYS").arg("wargaming:*").query(&mut con).unwrap();
     assert_eq!(left, vec![pred_key("c")]);
     // INVALIDATE touches predictions only.
-    redis::cmd("WARGAMING.SETMATRIX")
-        .arg("c")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setmatrix(&mut con, "c", "{}");
     let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("c").query(&mut con).unwrap();
     assert_eq!(n, 1);
     let exists: i64 = redis::cmd("EXISTS").arg(matrix_key("c")).query(&mut con).unwrap();
@@ -519,11 +511,7 @@ fn stats_count_hits_misses_sets_per_kind_and_reset() {
     let server = Server::start();
     let mut con = server.connection();
     setpred(&mut con, "a", "{}");
-    redis::cmd("WARGAMING.SETMATRIX")
-        .arg("m")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setmatrix(&mut con, "m", "{}");
     let hash: String = redis::cmd("WARGAMING.HASHPATTERN").arg("{}").query(&mut con).unwrap();
     redis::cmd("WARGAMING.HASHPATTERN")
         .arg("{}")
@@ -784,11 +772,7 @@ fn stats_count_expiry_and_reset_keeps_key_counts() {
     let server = Server::start();
     let mut con = server.connection();
     setpred(&mut con, "keep", "{}");
-    redis::cmd("WARGAMING.SETMATRIX")
-        .arg("m")
-        .arg("{}")
-        .exec(&mut con)
-        .unwrap();
+    setmatrix(&mut con, "m", "{}");
     redis::cmd("WARGAMING.SETPRED")
         .arg("short")
         .arg("{}")

@@ -70,20 +70,12 @@ fn setpred_fires_what_set_ex_fires() {
     assert!(module.iter().all(|(_, k)| k == &pred_key("m")), "{module:?}");
     // With `n`, key creation is announced once, like a native SET.
     let created = events_during(&server, "KEAn", |con| {
-        redis::cmd("WARGAMING.SETMATRIX")
-            .arg("fresh")
-            .arg("{}")
-            .exec(con)
-            .unwrap();
+        setmatrix(con, "fresh", "{}");
     });
     assert_eq!(names(&created), vec!["new", "set", "expire"]);
     // An overwrite is no creation, for the module as for SET.
     let overwritten = events_during(&server, "KEAn", |con| {
-        redis::cmd("WARGAMING.SETMATRIX")
-            .arg("fresh")
-            .arg(r#"{"v":2}"#)
-            .exec(con)
-            .unwrap();
+        setmatrix(con, "fresh", r#"{"v":2}"#);
         redis::cmd("SET")
             .arg(matrix_key("fresh"))
             .arg("{}")

@@ -115,11 +115,7 @@ fn noeviction_refuses_setters_with_oom_but_reads_and_invalidate_work() {
         .arg(&pred)
         .exec(&mut con)
         .unwrap();
-    redis::cmd("WARGAMING.SETMATRIX")
-        .arg("model-v2")
-        .arg(matrix)
-        .exec(&mut con)
-        .unwrap();
+    setmatrix(&mut con, "model-v2", matrix);
     let hash: String = redis::cmd("WARGAMING.HASHPATTERN")
         .arg(pattern)
         .query(&mut con)

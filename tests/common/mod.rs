@@ -315,6 +315,14 @@ pub fn setpred(con: &mut redis::Connection, id: impl redis::ToRedisArgs, json: &
         .expect("SETPRED");
 }
 
+pub fn setmatrix(con: &mut redis::Connection, version: impl redis::ToRedisArgs, json: &str) {
+    redis::cmd("WARGAMING.SETMATRIX")
+        .arg(version)
+        .arg(json)
+        .exec(con)
+        .expect("SETMATRIX");
+}
+
 fn replication_offset(server: &Server) -> i64 {
     info_int(&mut server.connection(), "replication", "master_repl_offset")
 }
