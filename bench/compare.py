@@ -23,7 +23,7 @@ from pathlib import Path
 import redis
 
 from common import (BENCH_DIR, OUT_DIR, PATTERN_BYTES, PRED_BYTES, fmt, machine_info, median,
-                    pattern_json, pred_key, prediction_json)
+                    pattern_json, pred_key, baseline_key, prediction_json)
 
 PRED_ID = "bench-pred-1"
 JSON_DOC_KEY = "bench:json:doc"
@@ -146,10 +146,10 @@ class Bench:
                     if variant == "module":
                         pipe.execute_command("WARGAMING.SETPRED", apv, value)
                     elif variant == "setex":
-                        pipe.execute_command("SET", pred_key(apv), value, "EX", 86400)
+                        pipe.execute_command("SET", baseline_key(apv), value, "EX", 86400)
                     elif variant == "json":
-                        pipe.execute_command("JSON.SET", pred_key(apv), "$", value)
-                        pipe.execute_command("EXPIRE", pred_key(apv), 86400)
+                        pipe.execute_command("JSON.SET", baseline_key(apv), "$", value)
+                        pipe.execute_command("EXPIRE", baseline_key(apv), 86400)
                     else:
                         raise ValueError(variant)
                 for reply in pipe.execute(raise_on_error=True):
@@ -232,7 +232,7 @@ def main():
              ["WARGAMING.GETPRED", PRED_ID], ["GET", pred_key(PRED_ID)], P, 0.95),
         Pair("setpred_setex", "SETPRED vs SET EX 86400 (same value, random ids)", "SETPRED", "SET EX",
              ["WARGAMING.SETPRED", "__rand_int__", pred],
-             ["SET", pred_key("__rand_int__"), pred, "EX", "86400"], P, 0.85),
+             ["SET", baseline_key("__rand_int__"), pred, "EX", "86400"], P, 0.85),
         Pair("hashpattern_set1k", "HASHPATTERN <1 KiB> NOSTORE vs SET of 1 KiB", "HASHPATTERN NOSTORE", "SET 1KiB",
              ["WARGAMING.HASHPATTERN", pattern, "NOSTORE"],
              ["SET", "bench:set1k:__rand_int__", pattern], P, 0.6),
@@ -363,9 +363,12 @@ above 1 means the module spends less server CPU per request; it is less
 sensitive to a busy machine than requests per second. Latency rows compare
 redis-benchmark's p50/p99 at 50 clients without pipelining (median over
 rounds). Memory is `used_memory` growth per key after loading
-{args.mem_keys:,} predictions of {PRED_BYTES} bytes under the same key names
-`wargaming:ml_pred:{{apv-NNNNNNN}}` (median of {args.mem_reps}, FLUSHALL
-between); lower is better.
+{args.mem_keys:,} predictions of {PRED_BYTES} bytes, ids `apv-NNNNNNN`, under
+key names of the same length: `wargaming:ml_pred:{{apv-NNNNNNN}}` for the
+module (its key index included) and `baseline_:ml_pred:{{apv-NNNNNNN}}` for
+SET EX and RedisJSON, which the module does not index (median of
+{args.mem_reps}, FLUSHALL between); lower is better. SET EX in the SETPRED
+pair also writes `baseline_:` keys.
 {"" if rejson_desc else chr(10) + "RedisJSON was not available on this run, so its rows are absent." + chr(10)}
 {limits}
 ## Machine

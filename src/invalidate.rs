@@ -1,19 +1,24 @@
 //! `WARGAMING.INVALIDATE ALL` without stalling the server.
 //!
-//! A sweep scans the selected database in slices, one each time the event
-//! loop is about to sleep (a 1 ms timer keeps it from sleeping long), each
-//! slice bounded by a time budget, so other clients are served between
-//! slices. The caller is blocked and gets the exact count when the sweep
-//! ends. A sweep stops if the server turns replica or loads a dataset, and
-//! ends at a FLUSHDB/FLUSHALL of its database.
+//! A sweep deletes, in slices, the entries the key index (`keyindex.rs`)
+//! held when it was accepted: it never visits the rest of the keyspace. A
+//! slice runs each time the event loop is about to sleep, bounded by a time
+//! budget, so other clients are served between slices; after each slice the
+//! loop is woken at once (it would otherwise wait for its next timer). The
+//! caller is blocked and gets the exact count when the sweep ends. A sweep
+//! stops if the server turns replica or loads a dataset (the ids it did not
+//! reach go back to the index), and ends at a FLUSHDB/FLUSHALL of its
+//! database.
 //!
 //! Semantics are those of an instant delete:
 //! - The moment ALL is accepted, every existing entry of the kind is
 //!   *condemned*: GETs treat it as gone although the key still exists.
 //! - Entries written after acceptance (seen through keyspace events, which
-//!   module writes fire too) are recorded as survivors and never deleted.
-//! - A second ALL while one runs joins the same sweep: the survivors so far
-//!   become condemned by it, and it is credited with exactly those. Both
+//!   module writes fire too) are recorded as survivors and never deleted;
+//!   they are in the index again (an overwrite is added back explicitly).
+//! - A second ALL while one runs joins the same sweep: it takes what the
+//!   index holds now (everything written since the first), the survivors
+//!   so far become condemned by it, and it is credited with exactly those. Both
 //!   callers get their counts when the sweep ends, as if run one after the
 //!   other.
 //! - Inside MULTI, Lua or where blocking is denied, the sweep runs to the
@@ -22,7 +27,7 @@
 //! Deletions are propagated as `DEL` and fire `del`, through the store.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
 use std::os::raw::c_int;
 use std::ptr::NonNull;
@@ -31,14 +36,13 @@ use std::time::{Duration, Instant};
 
 use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 
+use crate::idset::IdSet;
 use crate::keys::{self, Kind};
 use crate::store::{self, api};
-use crate::{errors, guard, stats};
+use crate::{errors, guard, keyindex, stats};
 
 /// Longest time one slice may hold the event loop.
 const SLICE_BUDGET: Duration = Duration::from_millis(3);
-/// Scan steps between two looks at the clock.
-const STEPS_PER_CHECK: usize = 32;
 
 type JobId = u64;
 
@@ -54,14 +58,14 @@ struct Job {
 struct Sweep {
     db: i32,
     kind: Kind,
-    /// Taken out while a scan step runs (no borrow may span a Redis call).
-    cursor: Option<store::ScanCursor>,
+    /// The ids each job took from the index when accepted, oldest first;
+    /// drained a block at a time.
+    sources: VecDeque<IdSet>,
     /// Oldest first; `jobs[0]` owns everything not in `written`.
     jobs: Vec<Job>,
     /// Keys written since the sweep began: `None` survives; `Some(job)` was
     /// written before that job was accepted, so that job condemned it.
     written: HashMap<Vec<u8>, Option<JobId>>,
-    scan_done: bool,
 }
 
 thread_local! {
@@ -140,9 +144,14 @@ pub fn on_keyspace_event(ctx: &Context, class: NotifyEvent, event: &str, key: &[
         return;
     };
     let db = store::selected_db(ctx);
-    with_sweep(db, kind, |sweep| {
+    let sweeping = with_sweep(db, kind, |sweep| {
         sweep.written.insert(key.to_vec(), None);
     });
+    if sweeping.is_some() {
+        // An overwrite fires no `new`: without this, a condemned entry
+        // rewritten during the sweep would be missing from the index.
+        keyindex::add(db, key);
+    }
 }
 
 /// `INVALIDATE ALL`: accept now, reply with the count when the sweep ends.
@@ -158,15 +167,17 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
         != 0;
     // Everything that can fail comes before blocking the caller.
     let exists = with_sweep(db, kind, |_| ()).is_some();
-    let cursor = if exists { None } else { Some(store::ScanCursor::new()?) };
     let client = if synchronous { None } else { Some(block(ctx)?) };
     let job = Job {
         id: job,
         client,
         deleted: 0,
     };
-    match cursor {
-        None => {
+    // Everything in the index now is condemned by this job.
+    let condemned = keyindex::take(db, kind);
+    match exists {
+        true => {
+            let mut condemned = Some(condemned);
             with_sweep(db, kind, |sweep| {
                 // Everything that survived so far was written before this job.
                 for owner in sweep.written.values_mut() {
@@ -174,20 +185,33 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
                         *owner = Some(job.id);
                     }
                 }
+                sweep.sources.extend(condemned.take());
                 sweep.jobs.push(job);
             });
+            if let Some(condemned) = condemned {
+                keyindex::put_back(db, kind, condemned);
+            }
         }
-        Some(cursor) => {
+        false => {
             let sweep = Sweep {
                 db,
                 kind,
-                cursor: Some(cursor),
+                sources: VecDeque::from([condemned]),
                 jobs: vec![job],
                 written: HashMap::new(),
-                scan_done: false,
             };
-            let pushed = SWEEPS.with(|sweeps| sweeps.try_borrow_mut().map(|mut s| s.push(sweep)).is_ok());
-            if !pushed {
+            let refused = SWEEPS.with(|sweeps| match sweeps.try_borrow_mut() {
+                Ok(mut sweeps) => {
+                    sweeps.push(sweep);
+                    None
+                }
+                Err(_) => Some(sweep),
+            });
+            if let Some(sweep) = refused {
+                sweep
+                    .sources
+                    .into_iter()
+                    .for_each(|ids| keyindex::put_back(db, kind, ids));
                 // A blocked caller gets its error through the unblock.
                 return match job.client {
                     Some(_) => {
@@ -262,7 +286,23 @@ extern "C" fn on_event_loop(ctx: *mut raw::RedisModuleCtx, _eid: raw::RedisModul
     if subevent != raw::REDISMODULE_SUBEVENT_EVENTLOOP_BEFORE_SLEEP || !ACTIVE.load(Ordering::Relaxed) {
         return;
     }
-    guard::callback("invalidate slice", || pump(&Context::new(ctx)));
+    guard::callback("invalidate slice", || {
+        pump(&Context::new(ctx));
+        if ACTIVE.load(Ordering::Relaxed) {
+            wake_event_loop();
+        }
+    });
+}
+
+/// Makes the event loop's next wait return at once, so the next slice
+/// follows as soon as waiting clients are served (Redis 7.0+; without it
+/// the keep-awake timer still ends the wait within a millisecond).
+fn wake_event_loop() {
+    extern "C" fn nothing(_: *mut c_void) {}
+    if let Some(add) = unsafe { raw::RedisModule_EventLoopAddOneShot } {
+        // SAFETY: the callback ignores its argument.
+        unsafe { add(Some(nothing), std::ptr::null_mut()) };
+    }
 }
 
 /// While a sweep runs, a 1 ms timer keeps the event loop from sleeping
@@ -293,76 +333,55 @@ extern "C" fn on_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
     });
 }
 
-/// SWAPDB: a sweep follows its data to the other database, and scans it
-/// again from the start (a cursor is only valid for the table it began on).
+/// SWAPDB: a sweep follows its data (and the ids it holds) to the other
+/// database.
 pub fn on_swapdb(first: i32, second: i32) {
     SWEEPS.with(|sweeps| {
         let Ok(mut sweeps) = sweeps.try_borrow_mut() else {
             return;
         };
         for sweep in sweeps.iter_mut() {
-            let moved_to = if sweep.db == first {
-                second
+            if sweep.db == first {
+                sweep.db = second;
             } else if sweep.db == second {
-                first
-            } else {
-                continue;
-            };
-            sweep.db = moved_to;
-            sweep.scan_done = false;
-            if let Ok(cursor) = store::ScanCursor::new() {
-                sweep.cursor = Some(cursor);
+                sweep.db = first;
             }
         }
     });
 }
 
-/// Advances the sweep until the deadline (or the end, without one). When it
-/// ends, unblocks every caller and returns each job's count.
+/// Advances the sweep until the deadline (or the end, without one), a
+/// block of ids at a time. When it ends, unblocks every caller and returns
+/// each job's count.
 fn run(ctx: &Context, db: i32, kind: Kind, deadline: Option<Instant>) -> Vec<(JobId, u64)> {
+    let mut name = Vec::new();
     loop {
-        let Some(scan_done) = with_sweep(db, kind, |s| s.scan_done) else {
+        // Taken out while its names are made (no borrow may span a Redis call).
+        let Some(source) = with_sweep(db, kind, |s| s.sources.pop_front()) else {
             return Vec::new();
         };
-        if scan_done {
+        let Some(mut source) = source else {
             delete_condemned_written(ctx, db, kind);
             return finish(db, kind);
-        }
-        let Some(cursor) = with_sweep(db, kind, |s| s.cursor.take()).flatten() else {
-            return Vec::new();
         };
         let mut batch: Vec<RedisString> = Vec::new();
-        let mut more = true;
-        for _ in 0..STEPS_PER_CHECK {
-            more = collect_step(ctx, &cursor, kind, &mut batch);
-            if !more {
-                break;
-            }
+        let drained = source.drain_block(|id| {
+            name.clear();
+            name.extend_from_slice(kind.prefix());
+            name.extend_from_slice(id);
+            name.push(b'}');
+            batch.push(store::string(ctx, &name));
+        });
+        if drained {
+            with_sweep(db, kind, |s| s.sources.push_front(source));
         }
-        with_sweep(db, kind, |s| s.cursor = Some(cursor));
         delete_batch(ctx, db, kind, &batch);
-        if !more {
-            with_sweep(db, kind, |s| s.scan_done = true);
-            // Finish in this same slice, so that no job can join between the
-            // end of the scan and the replies. The last step deletes only
-            // keys written during the sweep and condemned by a later job:
-            // few, but not bounded by the slice budget.
-            continue;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        // The end is reached in this same slice, so that no job can join
+        // between the last deletion and the replies.
+        if drained && deadline.is_some_and(|d| Instant::now() >= d) {
             return Vec::new();
         }
     }
-}
-
-/// One scan step over `cursor`; collects the names of this kind. Deleting
-/// happens after the step returns (deleting other keys during it is unsafe).
-fn collect_step(ctx: &Context, cursor: &store::ScanCursor, kind: Kind, batch: &mut Vec<RedisString>) -> bool {
-    store::scan_step(ctx, cursor, &mut |name: &[u8]| {
-        if keys::kind_of(name) == Some(kind) {
-            batch.push(store::string(ctx, name));
-        }
-    })
 }
 
 /// Deletes the condemned keys of a batch and credits their jobs.
@@ -373,10 +392,10 @@ fn delete_batch(ctx: &Context, db: i32, kind: Kind, batch: &[RedisString]) {
     .unwrap_or_default();
     let mut deleted: Vec<(&RedisString, JobId)> = Vec::new();
     for (name, owner) in batch.iter().zip(owners) {
-        // The scan just saw the key, so open it writable at once; a key
-        // whose TTL passed is reclaimed by that open and not counted.
+        // A key deleted meanwhile is not opened writable (that would signal
+        // it modified); one whose TTL passed is reclaimed, not counted.
         if let Some(owner) = owner {
-            if matches!(store::delete_seen(ctx, name), Ok(true)) {
+            if matches!(store::delete_quietly(ctx, name), Ok(true)) {
                 deleted.push((name, owner));
             }
         }
@@ -393,7 +412,8 @@ fn delete_batch(ctx: &Context, db: i32, kind: Kind, batch: &[RedisString]) {
     }
 }
 
-/// After the scan: keys written during the sweep and condemned by a later job.
+/// At the end: keys written during the sweep and condemned by a later job
+/// that are still there. The later job's ids hold them, so normally none.
 fn delete_condemned_written(ctx: &Context, db: i32, kind: Kind) {
     let condemned: Vec<RedisString> = with_sweep(db, kind, |sweep| {
         sweep
@@ -438,6 +458,10 @@ fn abandon_all(error: &'static str) {
     });
     ACTIVE.store(false, Ordering::Relaxed);
     for sweep in sweeps {
+        // What was not deleted is still there: its ids go back to the index.
+        for ids in sweep.sources {
+            keyindex::put_back(sweep.db, sweep.kind, ids);
+        }
         for job in &sweep.jobs {
             stats::record_invalidated(sweep.kind, job.deleted);
             unblock(job, Err(error));

@@ -135,6 +135,7 @@ extern "C" fn on_flush(_ctx: *mut raw::RedisModuleCtx, _eid: raw::RedisModuleEve
         // SAFETY: Redis passes a RedisModuleFlushInfo with this event.
         let info = unsafe { &*data.cast::<raw::RedisModuleFlushInfo>() };
         crate::invalidate::on_flush(info.dbnum);
+        crate::keyindex::on_flush(info.dbnum);
         if info.dbnum < 0 {
             COUNTS.with(|c| c.try_borrow_mut().map(|mut c| c.clear()).ok());
         } else {
@@ -157,6 +158,7 @@ extern "C" fn on_swapdb(
         let info = unsafe { &*data.cast::<raw::RedisModuleSwapDbInfo>() };
         let (a, b) = (info.dbnum_first, info.dbnum_second);
         crate::invalidate::on_swapdb(a, b);
+        crate::keyindex::on_swapdb(a, b);
         let high = a.max(b);
         update(high, |_| ()); // make room for both
         COUNTS.with(|c| {
@@ -201,6 +203,7 @@ fn count_existing(ctx: &Context) {
         if unsafe { dbsize(ctx.get_raw()) } > 0 {
             let mut counted: DbCounts = [0; 4];
             store::scan_all(ctx, |name: &[u8]| {
+                crate::keyindex::add(db, name);
                 if let Some(kind) = keys::kind_of(name) {
                     if let Some(n) = counted.get_mut(kind.index()) {
                         *n += 1;

@@ -22,9 +22,11 @@ pub mod commands;
 pub mod config;
 pub mod errors;
 pub mod guard;
+pub mod idset;
 pub mod invalidate;
 pub mod json;
 pub mod keycount;
+pub mod keyindex;
 pub mod keys;
 pub mod keyspecs;
 pub mod stats;
@@ -81,6 +83,7 @@ fn info(ctx: &InfoContext, for_crash_report: bool) {
 fn on_keyspace_event(ctx: &Context, class: redis_module::NotifyEvent, event: &str, key: &[u8]) {
     guard::callback("keyspace event", || {
         keycount::on_keyspace_event(ctx, event, key);
+        keyindex::on_keyspace_event(ctx, event, key);
         invalidate::on_keyspace_event(ctx, class, event, key);
     });
 }

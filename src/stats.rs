@@ -166,6 +166,11 @@ pub fn fields(db: Option<i32>) -> Vec<(String, Figure)> {
                 .map_or_else(String::new, |s| s.text(c"used_memory_human")),
         ),
     ));
+    // The module's own memory beside the entries: the key index.
+    out.push((
+        "index_bytes".to_string(),
+        Figure::Int(i64::try_from(crate::keyindex::heap_bytes()).unwrap_or(i64::MAX)),
+    ));
     for (field, kind) in [
         ("pred_ttl", Kind::Prediction),
         ("matrix_ttl", Kind::Matrix),

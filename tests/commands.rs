@@ -563,6 +563,29 @@ fn stats_read_clients_and_memory_from_the_server() {
 }
 
 #[test]
+fn stats_index_bytes_follow_the_entries() {
+    let server = Server::start();
+    let mut con = server.connection();
+    assert_eq!(stat_int(&mut con, "index_bytes"), 0);
+    let mut pipe = redis::pipe();
+    for i in 0..20_000 {
+        pipe.cmd("WARGAMING.SETPRED")
+            .arg(format!("apv-{i:07}"))
+            .arg("{}")
+            .ignore();
+    }
+    pipe.exec(&mut con).unwrap();
+    let bytes = stat_int(&mut con, "index_bytes");
+    // Front coded: a few bytes per id like these, far below the ids' length.
+    assert!((20_000..20_000 * 6).contains(&bytes), "{bytes} bytes for 20,000 ids");
+    let info: String = redis::cmd("INFO").arg("wargaming").query(&mut con).unwrap();
+    assert!(info.contains(&format!("wargaming_index_bytes:{bytes}")), "{info}");
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut con).unwrap();
+    assert_eq!(n, 20_000);
+    assert_eq!(stat_int(&mut con, "index_bytes"), 0);
+}
+
+#[test]
 fn stats_is_a_map_in_resp3_and_a_flat_array_in_resp2() {
     let server = Server::start();
     let mut con2 = server.connection();
@@ -603,6 +626,7 @@ fn stats_is_a_map_in_resp3_and_a_flat_array_in_resp2() {
         "vuln_pattern_sets",
         "connected_clients",
         "used_memory_human",
+        "index_bytes",
     ] {
         assert!(names.iter().any(|n| n == field), "missing {field}");
     }

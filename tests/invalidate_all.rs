@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const OLD: usize = 200_000;
+const OLD: usize = 300_000;
 const OTHER: usize = 200_000;
 
 fn seed_predictions(con: &mut redis::Connection, prefix: &str, count: usize) {
@@ -202,6 +202,12 @@ fn exact_semantics_under_concurrent_writers_readers_and_pings() {
     // The replica, without the module, converges through plain DELs.
     wait_replica_synced(&master, &replica);
     assert_eq!(pred_keys(&mut r), keys);
+
+    // The survivors, overwritten old entries included, are in the key index:
+    // the next INVALIDATE ALL deletes exactly them.
+    let again: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut con).unwrap();
+    assert_eq!(again as usize, expected.len());
+    assert!(pred_keys(&mut con).is_empty());
     master.assert_no_crash();
     replica.assert_no_crash();
 }
@@ -210,7 +216,7 @@ fn exact_semantics_under_concurrent_writers_readers_and_pings() {
 fn overlapping_calls_act_one_after_the_other() {
     let server = Server::start();
     let mut con = server.connection();
-    seed_with_others(&mut con, "a_", 100_000, 300_000);
+    seed_with_others(&mut con, "a_", 300_000, 100_000);
 
     let first = start_invalidate_all(&server, &mut con, 0);
     // Written after the first, before the second: the second's to delete.
@@ -220,7 +226,7 @@ fn overlapping_calls_act_one_after_the_other() {
     seed_predictions(&mut con, "c_", 200);
 
     let (first, second) = (first.join().unwrap(), second.join().unwrap());
-    assert_eq!((first, second), (100_000, 300));
+    assert_eq!((first, second), (300_000, 300));
     let keys = pred_keys(&mut con);
     assert_eq!(keys.len(), 200);
     assert!(
@@ -234,7 +240,7 @@ fn overlapping_calls_act_one_after_the_other() {
 fn a_caller_that_disconnects_does_not_stop_the_sweep() {
     let server = Server::start();
     let mut con = server.connection();
-    seed_with_others(&mut con, "d_", 100_000, 300_000);
+    seed_with_others(&mut con, "d_", 100_000, 100_000);
     {
         // Send INVALIDATE ALL and hang up without reading the reply.
         use std::io::Write;
@@ -249,13 +255,17 @@ fn a_caller_that_disconnects_does_not_stop_the_sweep() {
         pred_keys(&mut con).is_empty()
     });
     let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
-    assert_eq!(n, 300_000);
+    assert_eq!(n, 100_000);
     let count: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut con).unwrap();
     assert_eq!(count, 0);
     server.assert_no_crash();
 }
 
-/// A sweep in progress on a server with 100,000 old predictions.
+/// Old predictions in [`server_with_a_running_sweep`]: enough for the sweep
+/// to last while the test acts (it visits predictions only).
+const SWEPT: usize = 300_000;
+
+/// A sweep in progress on a server with SWEPT old predictions.
 fn server_with_a_running_sweep() -> (
     Server,
     redis::Connection,
@@ -263,7 +273,7 @@ fn server_with_a_running_sweep() -> (
 ) {
     let server = Server::start();
     let mut con = server.connection();
-    seed_with_others(&mut con, "o_", 100_000, 400_000);
+    seed_with_others(&mut con, "o_", SWEPT, 100_000);
     let mut caller = server.connection();
     let handle = thread::spawn(move || redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query::<i64>(&mut caller));
     wait_for("INVALIDATE ALL accepted", Duration::from_secs(30), || {
@@ -294,7 +304,27 @@ fn invalidating_ids_during_a_sweep_counts_each_key_once() {
         .unwrap();
     let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("new").query(&mut con).unwrap();
     assert_eq!(n, 1);
-    assert_eq!(handle.join().unwrap().unwrap(), 100_000);
+    assert_eq!(handle.join().unwrap().unwrap(), SWEPT as i64);
+    assert!(pred_keys(&mut con).is_empty());
+    server.assert_no_crash();
+}
+
+#[test]
+fn entries_rewritten_during_a_sweep_survive_it_and_not_the_next() {
+    let (server, mut con, handle) = server_with_a_running_sweep();
+    // Ids the sweep reaches last (it goes in id order), rewritten while it
+    // runs: by the module (which counts the old value as deleted by the
+    // sweep) and by a plain SET (which replaces it, not deleted by anyone).
+    setpred(&mut con, "o_99999", r#"{"rewritten":1}"#);
+    redis::cmd("SET")
+        .arg(pred_key("o_99998"))
+        .arg(r#"{"rewritten":2}"#)
+        .exec(&mut con)
+        .unwrap();
+    assert_eq!(handle.join().unwrap().unwrap(), SWEPT as i64 - 1);
+    assert_eq!(pred_keys(&mut con), vec![pred_key("o_99998"), pred_key("o_99999")]);
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut con).unwrap();
+    assert_eq!(n, 2, "the rewritten entries are the next INVALIDATE ALL's");
     assert!(pred_keys(&mut con).is_empty());
     server.assert_no_crash();
 }
@@ -310,7 +340,7 @@ fn a_transaction_joins_a_running_sweep_and_finishes_it() {
         .query(&mut con)
         .unwrap();
     assert_eq!(n, 10, "the transaction's own share: written after the first call");
-    assert_eq!(handle.join().unwrap().unwrap(), 100_000);
+    assert_eq!(handle.join().unwrap().unwrap(), SWEPT as i64);
     assert!(pred_keys(&mut con).is_empty());
     server.assert_no_crash();
 }
@@ -321,7 +351,7 @@ fn flushdb_during_a_sweep_ends_it_and_later_writes_survive() {
     redis::cmd("FLUSHDB").exec(&mut con).unwrap();
     seed_predictions(&mut con, "after_", 500);
     let count = handle.join().unwrap().unwrap();
-    assert!((0..100_000).contains(&count), "deleted before the flush: {count}");
+    assert!((0..SWEPT as i64).contains(&count), "deleted before the flush: {count}");
     assert_eq!(pred_keys(&mut con).len(), 500, "written after the flush: kept");
     server.assert_no_crash();
 }
@@ -333,7 +363,7 @@ fn swapdb_during_a_sweep_follows_the_data() {
     redis::cmd("SELECT").arg(1).exec(&mut con).unwrap();
     seed_predictions(&mut con, "db1_", 300);
     redis::cmd("SWAPDB").arg(0).arg(1).exec(&mut con).unwrap();
-    assert_eq!(handle.join().unwrap().unwrap(), 100_000);
+    assert_eq!(handle.join().unwrap().unwrap(), SWEPT as i64);
     // db 1 now holds the swept data, db 0 the untouched predictions.
     assert!(pred_keys(&mut con).is_empty(), "the swept data is in db 1");
     redis::cmd("SELECT").arg(0).exec(&mut con).unwrap();
@@ -442,5 +472,30 @@ fn all_of_one_kind_deletes_that_kind_only() {
         &["GETKEYS", "WARGAMING.INVALIDATE", "ALL", "MATRIX"]
     )
     .is_err());
+    server.assert_no_crash();
+}
+
+#[test]
+fn a_module_loaded_into_a_running_server_knows_its_entries() {
+    let server = Server::with(Config::without_module().line("enable-module-command yes"));
+    let mut con = server.connection();
+    for i in 0..1_000 {
+        redis::cmd("SET")
+            .arg(pred_key(&format!("before_{i}")))
+            .arg("{}")
+            .exec(&mut con)
+            .unwrap();
+    }
+    seed_others(&mut con, 1_000);
+    redis::cmd("MODULE")
+        .arg("LOAD")
+        .arg(module_path().to_str().unwrap())
+        .exec(&mut con)
+        .unwrap();
+    let n: i64 = redis::cmd("WARGAMING.INVALIDATE").arg("ALL").query(&mut con).unwrap();
+    assert_eq!(n, 1_000, "entries written before the module was loaded");
+    assert!(pred_keys(&mut con).is_empty());
+    let left: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(left, 1_000);
     server.assert_no_crash();
 }
