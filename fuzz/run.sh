@@ -17,7 +17,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 
-targets=(canonical json_validate args)
+targets=(canonical json_validate args idset)
 mkdir -p target/logs
 
 # Seed the JSON targets with generated patterns (each one file).
@@ -44,7 +44,7 @@ status=0
 summary=()
 for target in "${targets[@]}"; do
   options=(-max_total_time="$seconds" -print_final_stats=1)
-  [[ $target == args ]] || options+=(-dict=dicts/json.dict)
+  [[ $target == args || $target == idset ]] || options+=(-dict=dicts/json.dict)
   log=target/logs/$target.log
   echo "== $target: ${seconds}s"
   if cargo +nightly fuzz run "$target" -- "${options[@]}" >"$log" 2>&1; then

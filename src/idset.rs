@@ -24,9 +24,33 @@ const MERGE_BELOW: usize = BLOCK_BYTES / 4;
 /// Capacity kept beyond the bytes in use (whole reallocations are rarer).
 const SLACK: usize = 32;
 
+/// A block's key: the lower bound of its ids, its first 16 bytes also held
+/// inline (zero padded, big-endian), so that searching the map compares
+/// integers and rarely follows a pointer. Ordering by (head, id) is the
+/// ids' byte order: heads that differ differ where the ids first differ
+/// (or where the shorter one, padded with zero, ends).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct BlockKey {
+    head: u128,
+    id: Box<[u8]>,
+}
+
+impl BlockKey {
+    fn new(id: &[u8]) -> Self {
+        let mut head = [0u8; 16];
+        for (slot, byte) in head.iter_mut().zip(id) {
+            *slot = *byte;
+        }
+        Self {
+            head: u128::from_be_bytes(head),
+            id: id.into(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct IdSet {
-    blocks: BTreeMap<Box<[u8]>, Vec<u8>>,
+    blocks: BTreeMap<BlockKey, Vec<u8>>,
     len: usize,
 }
 
@@ -47,40 +71,35 @@ impl IdSet {
     pub fn heap_bytes(&self) -> usize {
         // A map entry costs its key and value slots in a node, nodes being
         // about two thirds full.
-        const PER_BLOCK: usize = (16 + 24) * 3 / 2;
+        const PER_BLOCK: usize = (32 + 24) * 3 / 2;
         self.blocks
             .iter()
-            .map(|(key, block)| key.len() + block.capacity() + PER_BLOCK)
+            .map(|(key, block)| key.id.len() + block.capacity() + PER_BLOCK)
             .sum()
     }
 
     /// Adds `id`; false if it was there already.
     pub fn insert(&mut self, id: &[u8]) -> bool {
-        let Some(key) = self.block_key_for(id) else {
+        let probe = BlockKey::new(id);
+        let Some((key, block)) = self
+            .blocks
+            .range_mut::<BlockKey, _>((Bound::Unbounded, Bound::Included(&probe)))
+            .next_back()
+        else {
             // Below every block (or no block at all): the first block takes
             // it as its new first id, and its key with it.
-            let mut block = match self.blocks.pop_first() {
-                Some((_, block)) => block,
-                None => Vec::new(),
-            };
+            let block = self.blocks.pop_first().map(|(_, block)| block).unwrap_or_default();
             let mut rest = Vec::with_capacity(block.len() + id.len() + 4);
             encode(&mut rest, 0, id);
             if let Some((first, end)) = first_id(&block) {
-                encode(
-                    &mut rest,
-                    common_prefix(id, &first),
-                    first.get(common_prefix(id, &first)..).unwrap_or_default(),
-                );
+                let shared = common_prefix(id, &first);
+                encode(&mut rest, shared, first.get(shared..).unwrap_or_default());
                 rest.extend_from_slice(block.get(end..).unwrap_or_default());
             }
-            block = rest;
             self.len += 1;
-            self.blocks.insert(id.into(), block);
-            self.split_if_full(id.into(), false);
+            self.blocks.insert(probe.clone(), rest);
+            self.split_if_full(probe, false);
             return true;
-        };
-        let Some(block) = self.blocks.get_mut(&key) else {
-            return false;
         };
         let Some(found) = locate(block, id) else {
             return false;
@@ -98,20 +117,24 @@ impl IdSet {
             let shared = common_prefix(id, next);
             encode(&mut patch, shared, next.get(shared..).unwrap_or_default());
         }
-        let (start, next_end, next) = (found.start, found.next_end, found.next);
-        let appended = next.is_none();
-        replace(block, start, next_end, &patch);
+        let appended = found.next.is_none();
+        replace(block, found.start, found.next_end, &patch);
         self.len += 1;
-        self.split_if_full(key, appended);
+        if block.len() > BLOCK_BYTES {
+            let key = key.clone();
+            self.split_if_full(key, appended);
+        }
         true
     }
 
     /// Removes `id`; false if it was not there.
     pub fn remove(&mut self, id: &[u8]) -> bool {
-        let Some(key) = self.block_key_for(id) else {
-            return false;
-        };
-        let Some(block) = self.blocks.get_mut(&key) else {
+        let probe = BlockKey::new(id);
+        let Some((key, block)) = self
+            .blocks
+            .range_mut::<BlockKey, _>((Bound::Unbounded, Bound::Included(&probe)))
+            .next_back()
+        else {
             return false;
         };
         let Some(found) = locate(block, id).filter(|found| found.present) else {
@@ -123,12 +146,13 @@ impl IdSet {
             let shared = found.shared_prev.min(common_prefix(id, next));
             encode(&mut patch, shared, next.get(shared..).unwrap_or_default());
         }
-        let (start, next_end) = (found.start, found.next_end);
-        replace(block, start, next_end, &patch);
+        replace(block, found.start, found.next_end, &patch);
         self.len -= 1;
         if block.is_empty() {
+            let key = key.clone();
             self.blocks.remove(&key);
         } else if block.len() < MERGE_BELOW {
+            let key = key.clone();
             self.merge_with_next(key);
         } else if block.capacity() > 2 * block.len() + SLACK {
             block.shrink_to(block.len() + SLACK);
@@ -137,12 +161,11 @@ impl IdSet {
     }
 
     pub fn contains(&self, id: &[u8]) -> bool {
-        let Some(key) = self.block_key_for(id) else {
-            return false;
-        };
+        let probe = BlockKey::new(id);
         self.blocks
-            .get(&key)
-            .and_then(|block| locate(block, id))
+            .range::<BlockKey, _>((Bound::Unbounded, Bound::Included(&probe)))
+            .next_back()
+            .and_then(|(_, block)| locate(block, id))
             .is_some_and(|found| found.present)
     }
 
@@ -179,20 +202,11 @@ impl IdSet {
         }) {}
     }
 
-    /// Key of the block that holds, or would hold, `id`; `None` if `id` is
-    /// below every block's key.
-    fn block_key_for(&self, id: &[u8]) -> Option<Box<[u8]>> {
-        self.blocks
-            .range::<[u8], _>((Bound::Unbounded, Bound::Included(id)))
-            .next_back()
-            .map(|(key, _)| key.clone())
-    }
-
     /// Splits the block under `key` in two if it outgrew [`BLOCK_BYTES`].
     /// After an append at the end the new id alone starts the next block,
     /// so ids added in order fill blocks completely; otherwise the split is
     /// in the middle.
-    fn split_if_full(&mut self, key: Box<[u8]>, appended: bool) {
+    fn split_if_full(&mut self, key: BlockKey, appended: bool) {
         let Some(block) = self.blocks.get_mut(&key) else {
             return;
         };
@@ -222,14 +236,14 @@ impl IdSet {
         right.extend_from_slice(block.get(first_end..).unwrap_or_default());
         block.truncate(cut);
         block.shrink_to(cut + SLACK);
-        self.blocks.insert(first.into_boxed_slice(), right);
+        self.blocks.insert(BlockKey::new(&first), right);
     }
 
     /// Merges the block under `key` with the next block if both fit in one.
-    fn merge_with_next(&mut self, key: Box<[u8]>) {
+    fn merge_with_next(&mut self, key: BlockKey) {
         let next_key = self
             .blocks
-            .range::<[u8], _>((Bound::Excluded(&*key), Bound::Unbounded))
+            .range::<BlockKey, _>((Bound::Excluded(&key), Bound::Unbounded))
             .next()
             .map(|(k, block)| (k.clone(), block.len()));
         let Some((next_key, next_len)) = next_key else {
@@ -288,14 +302,19 @@ fn locate(block: &[u8], id: &[u8]) -> Option<Found> {
         }
         // From here this entry is id[..shared] + suffix.
         let rest = id.get(shared..)?;
+        let same = common_prefix(suffix, rest);
         let order = if shared < common {
             std::cmp::Ordering::Greater
         } else {
-            suffix.cmp(rest)
+            // Ids are short: no memcmp call, the common prefix says it all.
+            match (suffix.get(same), rest.get(same)) {
+                (Some(a), Some(b)) => a.cmp(b),
+                (a, b) => a.is_some().cmp(&b.is_some()),
+            }
         };
         match order {
             std::cmp::Ordering::Less => {
-                common = shared + common_prefix(suffix, rest);
+                common = shared + same;
                 pos = end;
             }
             std::cmp::Ordering::Equal => {
@@ -370,6 +389,7 @@ fn last_id(block: &[u8]) -> Vec<u8> {
 }
 
 /// The entry at `pos`: (shared, suffix, end). `None` at the end.
+#[inline]
 fn read_entry(block: &[u8], pos: usize) -> Option<(usize, &[u8], usize)> {
     let mut pos = pos;
     let shared = read_varint(block, &mut pos)?;
@@ -392,7 +412,14 @@ fn write_varint(out: &mut Vec<u8>, mut n: usize) {
     out.push(n as u8);
 }
 
+#[inline(always)]
 fn read_varint(buf: &[u8], pos: &mut usize) -> Option<usize> {
+    // Lengths below 128 (nearly all) are one byte.
+    let first = *buf.get(*pos)?;
+    if first < 0x80 {
+        *pos += 1;
+        return Some(usize::from(first));
+    }
     let mut n: usize = 0;
     let mut shift = 0;
     loop {
@@ -406,6 +433,7 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> Option<usize> {
     }
 }
 
+#[inline]
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
@@ -427,7 +455,8 @@ mod tests {
         assert_eq!(ids_of(set), reference.iter().cloned().collect::<Vec<_>>());
         for (key, block) in &set.blocks {
             let (first, _) = first_id(block).expect("no empty block");
-            assert!(**key <= *first, "a block key must bound its ids from below");
+            assert!(*key.id <= *first, "a block key must bound its ids from below");
+            assert!(*key <= BlockKey::new(&first), "key order is id order");
             assert_eq!(
                 read_entry(block, 0).map(|entry| entry.0),
                 Some(0),
@@ -543,6 +572,20 @@ mod tests {
         eprintln!("{per_id:.2} bytes per id shuffled");
         assert!(per_id < 6.5, "{per_id:.2} bytes per id shuffled");
         assert_eq!(ids_of(&shuffled), ids);
+    }
+
+    #[test]
+    fn block_keys_order_as_their_ids() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let pick = |rng: &mut StdRng| -> Vec<u8> {
+            let len = rng.gen_range(0..20);
+            (0..len).map(|_| [0u8, 1, b'a', 0xff][rng.gen_range(0..4)]).collect()
+        };
+        for _ in 0..200_000 {
+            let (a, b) = (pick(&mut rng), pick(&mut rng));
+            assert_eq!(BlockKey::new(&a).cmp(&BlockKey::new(&b)), a.cmp(&b), "{a:?} {b:?}");
+        }
+        assert!(BlockKey::new(b"a") < BlockKey::new(b"a\0"));
     }
 
     #[test]

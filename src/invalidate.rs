@@ -24,7 +24,8 @@
 //! - Inside MULTI, Lua or where blocking is denied, the sweep runs to the
 //!   end synchronously (still correct, just not sliced).
 //!
-//! Deletions are propagated as `DEL` and fire `del`, through the store.
+//! Deletions are native `DEL`s run through the store: replicated as such,
+//! firing `del`.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -42,7 +43,7 @@ use crate::store::{self, api};
 use crate::{errors, guard, keyindex, stats};
 
 /// Longest time one slice may hold the event loop.
-const SLICE_BUDGET: Duration = Duration::from_millis(3);
+const SLICE_BUDGET: Duration = Duration::from_millis(2);
 
 type JobId = u64;
 
@@ -94,9 +95,9 @@ impl Sweep {
         }
     }
 
-    fn credit(&mut self, owner: JobId) {
+    fn credit(&mut self, owner: JobId, deleted: u64) {
         if let Some(job) = self.jobs.iter_mut().find(|job| job.id == owner) {
-            job.deleted += 1;
+            job.deleted += deleted;
         }
     }
 }
@@ -129,7 +130,7 @@ pub fn before_overwrite(ctx: &Context, name: &RedisString) {
     }
     with_sweep(db, kind, |sweep| {
         sweep.written.insert(name.to_vec(), None);
-        sweep.credit(owner);
+        sweep.credit(owner, 1);
     });
 }
 
@@ -384,31 +385,44 @@ fn run(ctx: &Context, db: i32, kind: Kind, deadline: Option<Instant>) -> Vec<(Jo
     }
 }
 
-/// Deletes the condemned keys of a batch and credits their jobs.
+/// Deletes the condemned keys of a batch and credits their jobs: one
+/// native `DEL` per job (and per slot on a cluster node, where RM_Call
+/// refuses keys of several slots).
 fn delete_batch(ctx: &Context, db: i32, kind: Kind, batch: &[RedisString]) {
     let owners: Vec<Option<JobId>> = with_sweep(db, kind, |sweep| {
         batch.iter().map(|name| sweep.owner_of(name.as_slice())).collect()
     })
     .unwrap_or_default();
-    let mut deleted: Vec<(&RedisString, JobId)> = Vec::new();
-    for (name, owner) in batch.iter().zip(owners) {
-        // A key deleted meanwhile is not opened writable (that would signal
-        // it modified); one whose TTL passed is reclaimed, not counted.
-        if let Some(owner) = owner {
-            if matches!(store::delete_quietly(ctx, name), Ok(true)) {
-                deleted.push((name, owner));
+    let cluster = store::cluster_enabled(ctx);
+    let mut condemned: Vec<(JobId, u16, &RedisString)> = batch
+        .iter()
+        .zip(owners)
+        .filter_map(|(name, owner)| {
+            let slot = if cluster {
+                keys::cluster_slot(name.as_slice())
+            } else {
+                0
+            };
+            owner.map(|owner| (owner, slot, name))
+        })
+        .collect();
+    condemned.sort_by_key(|(owner, slot, _)| (*owner, *slot));
+    for group in condemned.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let Some(&(owner, _, _)) = group.first() else { continue };
+        let names: Vec<&RedisString> = group.iter().map(|(_, _, name)| *name).collect();
+        let deleted = match store::delete_natively(ctx, &names) {
+            Ok(deleted) => deleted,
+            Err(e) => {
+                guard::log_warning(&format!("cannot delete condemned keys: {e}"));
+                0
             }
-        }
-    }
-    with_sweep(db, kind, |sweep| {
-        for (name, owner) in &deleted {
-            sweep.written.remove(name.as_slice());
-            sweep.credit(*owner);
-        }
-    });
-    let names: Vec<&RedisString> = deleted.iter().map(|(name, _)| *name).collect();
-    if let Err(e) = store::announce_deleted(ctx, &names) {
-        guard::log_warning(&format!("cannot announce deletions: {e}"));
+        };
+        with_sweep(db, kind, |sweep| {
+            for name in &names {
+                sweep.written.remove(name.as_slice());
+            }
+            sweep.credit(owner, deleted);
+        });
     }
 }
 

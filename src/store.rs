@@ -190,6 +190,58 @@ pub fn delete_seen(ctx: &Context, name: &RedisString) -> Result<bool, RedisError
     Ok(unsafe { api!(RedisModule_DeleteKey)?(key.ptr.as_ptr()) } == OK)
 }
 
+/// Deletes `names` with one native `DEL`, which Redis runs as for a client:
+/// expired keys reclaimed (not counted), `del` events, WATCH, tracking, the
+/// command replicated as is. For bulk deletion: no key handle per key, and a
+/// name already gone is left alone. On a cluster node all names must share
+/// one slot (RM_Call refuses others). Returns how many keys were deleted.
+pub fn delete_natively(ctx: &Context, names: &[&RedisString]) -> Result<u64, RedisError> {
+    if names.is_empty() {
+        return Ok(0);
+    }
+    let argv: Vec<*mut raw::RedisModuleString> = names.iter().map(|name| name.inner).collect();
+    let call = api!(RedisModule_Call)?;
+    // SAFETY: "!Ev" = replicate, errors as replies, then an array of module
+    // strings and its length, matching the arguments.
+    let reply = unsafe {
+        call(
+            ctx.get_raw(),
+            c"DEL".as_ptr(),
+            c"!Ev".as_ptr(),
+            argv.as_ptr(),
+            argv.len(),
+        )
+    };
+    let Some(reply) = NonNull::new(reply) else {
+        return Err(RedisError::Str(errors::INTERNAL));
+    };
+    // SAFETY: the reply is live until freed below.
+    let deleted = unsafe {
+        match raw::RedisModule_CallReplyType.map_or(0, |f| f(reply.as_ptr())) {
+            t if t == raw::REDISMODULE_REPLY_INTEGER as c_int => {
+                raw::RedisModule_CallReplyInteger.map(|f| f(reply.as_ptr()))
+            }
+            _ => None,
+        }
+    };
+    if let Some(free) = unsafe { raw::RedisModule_FreeCallReply } {
+        // SAFETY: freed exactly once.
+        unsafe { free(reply.as_ptr()) };
+    }
+    let deleted = deleted.ok_or(RedisError::Str(errors::INTERNAL))?;
+    for name in names {
+        signal_declared_key(ctx, name)?;
+    }
+    Ok(u64::try_from(deleted).unwrap_or(0))
+}
+
+/// Is this a cluster node?
+pub fn cluster_enabled(ctx: &Context) -> bool {
+    // SAFETY: plain accessor on a live context.
+    let flags = unsafe { raw::RedisModule_GetContextFlags }.map_or(0, |f| unsafe { f(ctx.get_raw()) }) as u32;
+    flags & raw::REDISMODULE_CTX_FLAGS_CLUSTER != 0
+}
+
 /// Propagates `DEL name...` and fires `del` for each deleted key.
 pub fn announce_deleted(ctx: &Context, deleted: &[&RedisString]) -> Result<(), RedisError> {
     if deleted.is_empty() {
