@@ -180,7 +180,7 @@ pub fn invalidate_command(ctx: &Context, args: Vec<RedisString>) -> RedisResult 
         .filter(|name| !invalidate::is_hidden(ctx, Kind::Prediction, name))
         .map(|name| store::string(ctx, &name))
         .collect();
-    let deleted = store::delete(ctx, &names)?;
+    let deleted = store::delete(ctx, &names.iter().collect::<Vec<_>>())?;
     stats::record_invalidated(Kind::Prediction, deleted as u64);
     Ok(RedisValue::Integer(i64::try_from(deleted).unwrap_or(i64::MAX)))
 }

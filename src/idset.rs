@@ -191,11 +191,10 @@ impl IdSet {
         }
     }
 
-    /// Adds every id of `other`.
+    /// Adds every id of `other`, inserting the smaller set into the larger.
     pub fn absorb(&mut self, mut other: IdSet) {
-        if self.is_empty() {
-            *self = other;
-            return;
+        if self.len() < other.len() {
+            std::mem::swap(self, &mut other);
         }
         while other.drain_block(|id| {
             self.insert(id);

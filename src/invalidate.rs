@@ -27,7 +27,6 @@
 //! Deletions are native `DEL`s run through the store: replicated as such,
 //! firing `del`.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
 use std::os::raw::c_int;
@@ -39,6 +38,7 @@ use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisStri
 
 use crate::idset::IdSet;
 use crate::keys::{self, Kind};
+use crate::shared::Shared;
 use crate::store::{self, api};
 use crate::{errors, guard, keyindex, stats};
 
@@ -47,11 +47,19 @@ const SLICE_BUDGET: Duration = Duration::from_millis(2);
 
 type JobId = u64;
 
+/// A blocked caller's handle.
+#[derive(Clone, Copy)]
+struct BlockedClient(NonNull<raw::RedisModuleBlockedClient>);
+
+// SAFETY: the handle is only passed to RM_UnblockClient, which Redis allows
+// from any thread; the sweeps holding it are shared under Redis's lock.
+unsafe impl Send for BlockedClient {}
+
 #[derive(Clone, Copy)]
 struct Job {
     id: JobId,
     /// Blocked caller; `None` for a synchronous run (MULTI, Lua).
-    client: Option<NonNull<raw::RedisModuleBlockedClient>>,
+    client: Option<BlockedClient>,
     deleted: u64,
 }
 
@@ -69,21 +77,17 @@ struct Sweep {
     written: HashMap<Vec<u8>, Option<JobId>>,
 }
 
-thread_local! {
-    // Commands, timers and keyspace events all run on Redis's main thread.
-    // Borrows never span a call into Redis: such a call may fire an event
-    // whose handler borrows again.
-    static SWEEPS: RefCell<Vec<Sweep>> = const { RefCell::new(Vec::new()) };
-}
+// Never held across a call into Redis: such a call may fire an event whose
+// handler needs it again.
+static SWEEPS: Shared<Vec<Sweep>> = Shared::new(Vec::new());
 /// Fast path for GETs and events: is any sweep running at all?
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static NEXT_JOB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn with_sweep<R>(db: i32, kind: Kind, f: impl FnOnce(&mut Sweep) -> R) -> Option<R> {
-    SWEEPS.with(|sweeps| {
-        let mut sweeps = sweeps.try_borrow_mut().ok()?;
-        sweeps.iter_mut().find(|s| s.db == db && s.kind == kind).map(f)
-    })
+    SWEEPS
+        .with(|sweeps| sweeps.iter_mut().find(|s| s.db == db && s.kind == kind).map(f))
+        .flatten()
 }
 
 impl Sweep {
@@ -111,27 +115,32 @@ pub fn is_hidden(ctx: &Context, kind: Kind, name: &[u8]) -> bool {
     with_sweep(db, kind, |sweep| sweep.owner_of(name).is_some()).unwrap_or(false)
 }
 
-/// Called by the store before it overwrites `name`. A condemned entry that is
-/// still live was deleted, as far as anyone can tell, the moment INVALIDATE
-/// ALL was accepted: its job counts it, and the new value survives.
-pub fn before_overwrite(ctx: &Context, name: &RedisString) {
+/// A live entry that a running INVALIDATE ALL condemned, about to be
+/// overwritten by the module.
+pub struct Condemned {
+    db: i32,
+    kind: Kind,
+    owner: JobId,
+}
+
+/// Called by the store before it overwrites `name`: the job that condemned
+/// the live entry there, if any.
+pub fn condemned_live(ctx: &Context, name: &RedisString) -> Option<Condemned> {
     if !ACTIVE.load(Ordering::Relaxed) {
-        return;
+        return None;
     }
-    let Some(kind) = keys::kind_of(name.as_slice()) else {
-        return;
-    };
+    let kind = keys::kind_of(name.as_slice())?;
     let db = store::selected_db(ctx);
-    let Some(owner) = with_sweep(db, kind, |sweep| sweep.owner_of(name.as_slice())).flatten() else {
-        return;
-    };
-    if !matches!(store::exists(ctx, name), Ok(true)) {
-        return;
-    }
-    with_sweep(db, kind, |sweep| {
-        sweep.written.insert(name.to_vec(), None);
-        sweep.credit(owner, 1);
-    });
+    let owner = with_sweep(db, kind, |sweep| sweep.owner_of(name.as_slice())).flatten()?;
+    matches!(store::exists(ctx, name), Ok(true)).then_some(Condemned { db, kind, owner })
+}
+
+/// Called by the store once that overwrite succeeded. The condemned entry
+/// was deleted, as far as anyone can tell, the moment INVALIDATE ALL was
+/// accepted: its job counts it. (The write's own event made the new value
+/// a survivor.) A failed write changes nothing: the entry stays condemned.
+pub fn overwritten(condemned: Condemned) {
+    with_sweep(condemned.db, condemned.kind, |sweep| sweep.credit(condemned.owner, 1));
 }
 
 /// Keyspace event hook: an entry written while a sweep runs survives it.
@@ -168,7 +177,11 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
         != 0;
     // Everything that can fail comes before blocking the caller.
     let exists = with_sweep(db, kind, |_| ()).is_some();
-    let client = if synchronous { None } else { Some(block(ctx)?) };
+    let client = if synchronous {
+        None
+    } else {
+        Some(BlockedClient(block(ctx)?))
+    };
     let job = Job {
         id: job,
         client,
@@ -191,6 +204,7 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
             });
             if let Some(condemned) = condemned {
                 keyindex::put_back(db, kind, condemned);
+                return refuse(&job);
             }
         }
         false => {
@@ -201,26 +215,14 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
                 jobs: vec![job],
                 written: HashMap::new(),
             };
-            let refused = SWEEPS.with(|sweeps| match sweeps.try_borrow_mut() {
-                Ok(mut sweeps) => {
-                    sweeps.push(sweep);
-                    None
-                }
-                Err(_) => Some(sweep),
-            });
-            if let Some(sweep) = refused {
+            let mut sweep = Some(sweep);
+            SWEEPS.with(|sweeps| sweeps.extend(sweep.take()));
+            if let Some(sweep) = sweep {
                 sweep
                     .sources
                     .into_iter()
                     .for_each(|ids| keyindex::put_back(db, kind, ids));
-                // A blocked caller gets its error through the unblock.
-                return match job.client {
-                    Some(_) => {
-                        unblock(&job, Err(errors::INTERNAL));
-                        Ok(RedisValue::NoReply)
-                    }
-                    None => Err(RedisError::Str(errors::INTERNAL)),
-                };
+                return refuse(&job);
             }
             ACTIVE.store(true, Ordering::Relaxed);
             if !synchronous {
@@ -234,6 +236,18 @@ pub fn all(ctx: &Context, kind: Kind) -> RedisResult {
         return Ok(RedisValue::Integer(i64::try_from(mine).unwrap_or(i64::MAX)));
     }
     Ok(RedisValue::NoReply)
+}
+
+/// The reply to a job that could not be started (the sweeps' state was in
+/// use, which cannot happen): a blocked caller gets it through the unblock.
+fn refuse(job: &Job) -> RedisResult {
+    match job.client {
+        Some(_) => {
+            unblock(job, Err(errors::INTERNAL));
+            Ok(RedisValue::NoReply)
+        }
+        None => Err(RedisError::Str(errors::INTERNAL)),
+    }
 }
 
 /// Runs a slice of every running sweep; the budget is shared. A server
@@ -251,7 +265,7 @@ fn pump(ctx: &Context) {
         return;
     }
     let running: Vec<(i32, Kind)> = SWEEPS
-        .with(|sweeps| sweeps.try_borrow().map(|s| s.iter().map(|s| (s.db, s.kind)).collect()))
+        .with(|sweeps| sweeps.iter().map(|s| (s.db, s.kind)).collect())
         .unwrap_or_default();
     let deadline = Instant::now() + SLICE_BUDGET;
     for (db, kind) in running {
@@ -338,9 +352,6 @@ extern "C" fn on_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
 /// database.
 pub fn on_swapdb(first: i32, second: i32) {
     SWEEPS.with(|sweeps| {
-        let Ok(mut sweeps) = sweeps.try_borrow_mut() else {
-            return;
-        };
         for sweep in sweeps.iter_mut() {
             if sweep.db == first {
                 sweep.db = second;
@@ -386,36 +397,38 @@ fn run(ctx: &Context, db: i32, kind: Kind, deadline: Option<Instant>) -> Vec<(Jo
 }
 
 /// Deletes the condemned keys of a batch and credits their jobs: one
-/// native `DEL` per job (and per slot on a cluster node, where RM_Call
-/// refuses keys of several slots).
+/// native `DEL` per job. On a cluster node (each id is its own hash tag,
+/// so a `DEL` would carry one key, and RM_Call refuses keys of a slot being
+/// migrated), or if Redis refuses the `DEL`, key by key through the store.
 fn delete_batch(ctx: &Context, db: i32, kind: Kind, batch: &[RedisString]) {
     let owners: Vec<Option<JobId>> = with_sweep(db, kind, |sweep| {
         batch.iter().map(|name| sweep.owner_of(name.as_slice())).collect()
     })
     .unwrap_or_default();
-    let cluster = store::cluster_enabled(ctx);
-    let mut condemned: Vec<(JobId, u16, &RedisString)> = batch
+    let mut condemned: Vec<(JobId, &RedisString)> = batch
         .iter()
         .zip(owners)
-        .filter_map(|(name, owner)| {
-            let slot = if cluster {
-                keys::cluster_slot(name.as_slice())
-            } else {
-                0
-            };
-            owner.map(|owner| (owner, slot, name))
-        })
+        .filter_map(|(name, owner)| owner.map(|owner| (owner, name)))
         .collect();
-    condemned.sort_by_key(|(owner, slot, _)| (*owner, *slot));
-    for group in condemned.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-        let Some(&(owner, _, _)) = group.first() else { continue };
-        let names: Vec<&RedisString> = group.iter().map(|(_, _, name)| *name).collect();
-        let deleted = match store::delete_natively(ctx, &names) {
-            Ok(deleted) => deleted,
-            Err(e) => {
-                guard::log_warning(&format!("cannot delete condemned keys: {e}"));
-                0
-            }
+    condemned.sort_by_key(|(owner, _)| *owner);
+    let native = !store::cluster_enabled(ctx);
+    for group in condemned.chunk_by(|a, b| a.0 == b.0) {
+        let Some(&(owner, _)) = group.first() else { continue };
+        let names: Vec<&RedisString> = group.iter().map(|(_, name)| *name).collect();
+        let natively = if native {
+            store::delete_natively(ctx, &names).ok()
+        } else {
+            None
+        };
+        let deleted = match natively {
+            Some(deleted) => deleted,
+            None => match store::delete(ctx, &names) {
+                Ok(deleted) => deleted as u64,
+                Err(e) => {
+                    guard::log_warning(&format!("cannot delete condemned keys: {e}"));
+                    0
+                }
+            },
         };
         with_sweep(db, kind, |sweep| {
             for name in &names {
@@ -443,13 +456,14 @@ fn delete_condemned_written(ctx: &Context, db: i32, kind: Kind) {
 
 /// Ends the sweep: unblocks every waiting caller with its count.
 fn finish(db: i32, kind: Kind) -> Vec<(JobId, u64)> {
-    let sweep = SWEEPS.with(|sweeps| {
-        let mut sweeps = sweeps.try_borrow_mut().ok()?;
-        let index = sweeps.iter().position(|s| s.db == db && s.kind == kind)?;
-        let sweep = sweeps.swap_remove(index);
-        ACTIVE.store(!sweeps.is_empty(), Ordering::Relaxed);
-        Some(sweep)
-    });
+    let sweep = SWEEPS
+        .with(|sweeps| {
+            let index = sweeps.iter().position(|s| s.db == db && s.kind == kind)?;
+            let sweep = sweeps.swap_remove(index);
+            ACTIVE.store(!sweeps.is_empty(), Ordering::Relaxed);
+            Some(sweep)
+        })
+        .flatten();
     let Some(sweep) = sweep else {
         return Vec::new();
     };
@@ -464,12 +478,7 @@ fn finish(db: i32, kind: Kind) -> Vec<(JobId, u64)> {
 
 /// Stops every sweep; waiting callers get `error`.
 fn abandon_all(error: &'static str) {
-    let sweeps = SWEEPS.with(|sweeps| {
-        sweeps
-            .try_borrow_mut()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default()
-    });
+    let sweeps = SWEEPS.with(std::mem::take).unwrap_or_default();
     ACTIVE.store(false, Ordering::Relaxed);
     for sweep in sweeps {
         // What was not deleted is still there: its ids go back to the index.
@@ -489,12 +498,11 @@ fn abandon_all(error: &'static str) {
 pub fn on_flush(dbnum: i32) {
     let flushed: Vec<(i32, Kind)> = SWEEPS
         .with(|sweeps| {
-            sweeps.try_borrow().map(|s| {
-                s.iter()
-                    .filter(|s| dbnum < 0 || s.db == dbnum)
-                    .map(|s| (s.db, s.kind))
-                    .collect()
-            })
+            sweeps
+                .iter()
+                .filter(|s| dbnum < 0 || s.db == dbnum)
+                .map(|s| (s.db, s.kind))
+                .collect()
         })
         .unwrap_or_default();
     for (db, kind) in flushed {
@@ -504,7 +512,9 @@ pub fn on_flush(dbnum: i32) {
 
 /// Replies to a blocked caller (if any) with its outcome.
 fn unblock(job: &Job, outcome: Result<u64, &'static str>) {
-    let Some(client) = job.client else { return };
+    let Some(BlockedClient(client)) = job.client else {
+        return;
+    };
     let outcome = Box::into_raw(Box::new(outcome));
     // SAFETY: each blocked client is unblocked exactly once; the outcome
     // is freed by free_outcome after reply_outcome reads it.

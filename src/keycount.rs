@@ -18,34 +18,29 @@
 //! Callbacks only update counters: writing to the keyspace from a
 //! notification callback is unsafe on 7.0.
 
-use std::cell::RefCell;
 use std::ffi::c_void;
 use std::os::raw::c_int;
 
 use redis_module::{raw, Context};
 
 use crate::keys::{self, Kind};
+use crate::shared::Shared;
 use crate::{guard, stats, store};
 
 /// Per database: entries of each kind, then all keys.
 type DbCounts = [i64; 4];
 const TOTAL: usize = 3;
 
-thread_local! {
-    // Events and commands run on Redis's main thread.
-    static COUNTS: RefCell<Vec<DbCounts>> = const { RefCell::new(Vec::new()) };
-}
+static COUNTS: Shared<Vec<DbCounts>> = Shared::new(Vec::new());
 
 fn update(db: i32, f: impl FnOnce(&mut DbCounts)) {
     let Ok(db) = usize::try_from(db) else { return };
     COUNTS.with(|counts| {
-        if let Ok(mut counts) = counts.try_borrow_mut() {
-            if counts.len() <= db {
-                counts.resize(db + 1, [0; 4]);
-            }
-            if let Some(entry) = counts.get_mut(db) {
-                f(entry);
-            }
+        if counts.len() <= db {
+            counts.resize(db + 1, [0; 4]);
+        }
+        if let Some(entry) = counts.get_mut(db) {
+            f(entry);
         }
     });
 }
@@ -67,21 +62,16 @@ fn add(db: i32, kind: Option<Kind>, delta: i64) {
 pub fn keys(db: i32, kind: Kind) -> i64 {
     let db = usize::try_from(db).unwrap_or(usize::MAX);
     COUNTS
-        .with(|c| {
-            c.try_borrow()
-                .ok()
-                .and_then(|c| c.get(db).and_then(|d| d.get(kind.index()).copied()))
-        })
+        .with(|c| c.get(db).and_then(|d| d.get(kind.index()).copied()))
+        .flatten()
         .unwrap_or(0)
 }
 
 /// Live entries of `kind` in every database.
 pub fn keys_everywhere(kind: Kind) -> i64 {
-    COUNTS.with(|c| {
-        c.try_borrow()
-            .map(|c| c.iter().filter_map(|d| d.get(kind.index())).sum())
-            .unwrap_or(0)
-    })
+    COUNTS
+        .with(|c| c.iter().filter_map(|d| d.get(kind.index())).sum())
+        .unwrap_or(0)
 }
 
 /// Keyspace event hook.
@@ -110,11 +100,9 @@ fn reconcile(ctx: &Context, db: i32, kind: Option<Kind>) {
     // SAFETY: plain accessor on a live context (the event's database).
     let actual = unsafe { raw::RedisModule_DbSize }.map_or(0, |f| unsafe { f(ctx.get_raw()) });
     let actual = i64::try_from(actual).unwrap_or(i64::MAX);
-    let counted = COUNTS.with(|c| {
-        c.try_borrow()
-            .ok()
-            .and_then(|c| usize::try_from(db).ok().and_then(|db| c.get(db)?.get(TOTAL).copied()))
-    });
+    let counted = COUNTS
+        .with(|c| usize::try_from(db).ok().and_then(|db| c.get(db)?.get(TOTAL).copied()))
+        .flatten();
     let drift = counted.unwrap_or(0) - actual;
     if drift == 1 {
         add(db, kind, -1); // the silently replaced target
@@ -137,7 +125,7 @@ extern "C" fn on_flush(_ctx: *mut raw::RedisModuleCtx, _eid: raw::RedisModuleEve
         crate::invalidate::on_flush(info.dbnum);
         crate::keyindex::on_flush(info.dbnum);
         if info.dbnum < 0 {
-            COUNTS.with(|c| c.try_borrow_mut().map(|mut c| c.clear()).ok());
+            COUNTS.with(|c| c.clear());
         } else {
             update(info.dbnum, |c| *c = [0; 4]);
         }
@@ -162,7 +150,7 @@ extern "C" fn on_swapdb(
         let high = a.max(b);
         update(high, |_| ()); // make room for both
         COUNTS.with(|c| {
-            if let (Ok(mut c), Ok(a), Ok(b)) = (c.try_borrow_mut(), usize::try_from(a), usize::try_from(b)) {
+            if let (Ok(a), Ok(b)) = (usize::try_from(a), usize::try_from(b)) {
                 if a < c.len() && b < c.len() {
                     c.swap(a, b);
                 }

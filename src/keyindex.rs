@@ -13,28 +13,25 @@
 //! gone without an event (7.0's cluster slot deletion): harmless, deleting
 //! it finds nothing, and the next `INVALIDATE ALL` drops it.
 
-use std::cell::RefCell;
-
 use redis_module::Context;
 
 use crate::idset::IdSet;
 use crate::keys::{self, Kind};
+use crate::shared::Shared;
 use crate::store;
 
-thread_local! {
-    // Events and commands all run on Redis's main thread.
-    static INDEX: RefCell<Vec<[IdSet; 3]>> = const { RefCell::new(Vec::new()) };
-}
+static INDEX: Shared<Vec<[IdSet; 3]>> = Shared::new(Vec::new());
 
 fn with_set<R>(db: i32, kind: Kind, f: impl FnOnce(&mut IdSet) -> R) -> Option<R> {
     let db = usize::try_from(db).ok()?;
-    INDEX.with(|index| {
-        let mut index = index.try_borrow_mut().ok()?;
-        if index.len() <= db {
-            index.resize_with(db + 1, Default::default);
-        }
-        index.get_mut(db)?.get_mut(kind.index()).map(f)
-    })
+    INDEX
+        .with(|index| {
+            if index.len() <= db {
+                index.resize_with(db + 1, Default::default);
+            }
+            index.get_mut(db)?.get_mut(kind.index()).map(f)
+        })
+        .flatten()
 }
 
 /// Keyspace event hook. Runs for every key event in the server: events
@@ -73,16 +70,13 @@ pub fn put_back(db: i32, kind: Kind, ids: IdSet) {
 
 /// FLUSHDB (`dbnum` >= 0) or FLUSHALL (-1).
 pub fn on_flush(dbnum: i32) {
-    INDEX.with(|index| {
-        let Ok(mut index) = index.try_borrow_mut() else { return };
-        match usize::try_from(dbnum) {
-            Ok(db) => {
-                if let Some(sets) = index.get_mut(db) {
-                    *sets = Default::default();
-                }
+    INDEX.with(|index| match usize::try_from(dbnum) {
+        Ok(db) => {
+            if let Some(sets) = index.get_mut(db) {
+                *sets = Default::default();
             }
-            Err(_) => index.clear(),
         }
+        Err(_) => index.clear(),
     });
 }
 
@@ -91,7 +85,6 @@ pub fn on_swapdb(first: i32, second: i32) {
         return;
     };
     INDEX.with(|index| {
-        let Ok(mut index) = index.try_borrow_mut() else { return };
         if index.len() <= a.max(b) {
             index.resize_with(a.max(b) + 1, Default::default);
         }
@@ -106,10 +99,7 @@ pub fn len(db: i32, kind: Kind) -> usize {
 
 /// Heap bytes of the whole index, about.
 pub fn heap_bytes() -> usize {
-    INDEX.with(|index| {
-        index
-            .try_borrow()
-            .map(|index| index.iter().flatten().map(IdSet::heap_bytes).sum())
-            .unwrap_or(0)
-    })
+    INDEX
+        .with(|index| index.iter().flatten().map(IdSet::heap_bytes).sum())
+        .unwrap_or(0)
 }

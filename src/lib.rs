@@ -29,6 +29,7 @@ pub mod keycount;
 pub mod keyindex;
 pub mod keys;
 pub mod keyspecs;
+pub mod shared;
 pub mod stats;
 pub mod store;
 

@@ -127,7 +127,7 @@ pub fn set(ctx: &Context, name: &RedisString, value: &RedisString, ttl_ms: i64) 
     // SAFETY: plain clock read.
     let now_ms = unsafe { api!(RedisModule_Milliseconds)?() };
     let expire_at = args::expire_at_ms(now_ms, ttl_ms).map_err(RedisError::Str)?;
-    invalidate::before_overwrite(ctx, name);
+    let condemned = invalidate::condemned_live(ctx, name);
     let call = api!(RedisModule_Call)?;
     // SAFETY: "!Esscl" = replicate, errors as replies, then two module
     // strings, a C string and a long long, matching the arguments.
@@ -152,14 +152,17 @@ pub fn set(ctx: &Context, name: &RedisString, value: &RedisString, ttl_ms: i64) 
     if failed {
         return Err(RedisError::Str(errors::INTERNAL));
     }
+    if let Some(condemned) = condemned {
+        invalidate::overwritten(condemned);
+    }
     signal_declared_key(ctx, name)
 }
 
 /// Deletes the live keys among `names`, propagates one `DEL` of those that
 /// existed and fires `del` for each, as `DEL` does. Returns how many existed.
-pub fn delete(ctx: &Context, names: &[RedisString]) -> Result<usize, RedisError> {
+pub fn delete(ctx: &Context, names: &[&RedisString]) -> Result<usize, RedisError> {
     let mut deleted: Vec<&RedisString> = Vec::with_capacity(names.len());
-    for name in names {
+    for &name in names {
         if delete_quietly(ctx, name)? {
             deleted.push(name);
         }
@@ -193,8 +196,10 @@ pub fn delete_seen(ctx: &Context, name: &RedisString) -> Result<bool, RedisError
 /// Deletes `names` with one native `DEL`, which Redis runs as for a client:
 /// expired keys reclaimed (not counted), `del` events, WATCH, tracking, the
 /// command replicated as is. For bulk deletion: no key handle per key, and a
-/// name already gone is left alone. On a cluster node all names must share
-/// one slot (RM_Call refuses others). Returns how many keys were deleted.
+/// name already gone is left alone. Not for cluster nodes: there RM_Call
+/// refuses keys of several slots, or of a slot being migrated, where
+/// [`delete`] does not. Returns how many keys were deleted; an error if
+/// Redis refused the command (nothing was deleted then).
 pub fn delete_natively(ctx: &Context, names: &[&RedisString]) -> Result<u64, RedisError> {
     if names.is_empty() {
         return Ok(0);
@@ -230,7 +235,8 @@ pub fn delete_natively(ctx: &Context, names: &[&RedisString]) -> Result<u64, Red
     }
     let deleted = deleted.ok_or(RedisError::Str(errors::INTERNAL))?;
     for name in names {
-        signal_declared_key(ctx, name)?;
+        // The keys are deleted: a failed signal must not make them uncounted.
+        let _ = signal_declared_key(ctx, name);
     }
     Ok(u64::try_from(deleted).unwrap_or(0))
 }

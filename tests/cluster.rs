@@ -782,3 +782,42 @@ fn redis_py_cluster_client_uses_the_documented_path() {
     );
     cluster.assert_no_crash();
 }
+
+/// A prediction migrated into a slot this node is still importing: RM_Call
+/// would refuse a DEL there (no ASKING), so the sweep deletes cluster keys
+/// through the key API. It must be deleted and counted, and gone for good.
+#[test]
+fn invalidate_all_deletes_entries_in_a_slot_being_imported() {
+    let cluster = Cluster::start_with(3, 0);
+    let map = cluster.slot_map();
+    let masters = map.masters();
+    let (to, from) = (&masters[0], &masters[1]);
+    let mut src = cluster.direct(from.port);
+    let mut dst = cluster.direct(to.port);
+    // An id whose slot the source node serves.
+    let id = (0..)
+        .map(|i| format!("apv-{i}"))
+        .find(|id| {
+            let slot: u16 = q(&mut src, "CLUSTER", &["KEYSLOT", id]);
+            map.owner_of(slot).port == from.port
+        })
+        .unwrap();
+    let slot: u16 = q(&mut src, "CLUSTER", &["KEYSLOT", &id]);
+    let slot = slot.to_string();
+    let _: () = q(&mut src, "WARGAMING.SETPRED", &[&id, r#"{"old":1}"#]);
+    let _: () = q(&mut dst, "CLUSTER", &["SETSLOT", &slot, "IMPORTING", &from.id]);
+    let _: () = q(&mut src, "CLUSTER", &["SETSLOT", &slot, "MIGRATING", &to.id]);
+    let key = pred_key(&id);
+    let port = to.port.to_string();
+    let _: () = q(&mut src, "MIGRATE", &["127.0.0.1", &port, &key, "0", "5000"]);
+    let n: i64 = q(&mut dst, "WARGAMING.INVALIDATE", &["ALL"]);
+    assert_eq!(n, 1, "the imported prediction is deleted and counted");
+    let left: i64 = q(&mut dst, "DBSIZE", &[]);
+    assert_eq!(left, 0);
+    for node in [&mut dst, &mut src] {
+        let _: () = q(node, "CLUSTER", &["SETSLOT", &slot, "NODE", &to.id]);
+    }
+    let again: i64 = q(&mut dst, "WARGAMING.INVALIDATE", &["ALL"]);
+    assert_eq!(again, 0);
+    cluster.assert_no_crash();
+}
