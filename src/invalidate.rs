@@ -279,8 +279,8 @@ fn pump(ctx: &Context) {
 
 /// Slices run just before the event loop sleeps, once per iteration, right
 /// after clients were served; callers are unblocked in that same pass.
-/// Redis 7.0 fires module timers at most every millisecond, which would
-/// leave the loop idle a quarter of the time between 3 ms slices.
+/// (Redis 7.0 fires module timers at most every millisecond: slices run by
+/// a timer would leave the loop idle between them.)
 static BEFORE_SLEEP: AtomicBool = AtomicBool::new(false);
 /// One keep-awake timer at a time.
 static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
