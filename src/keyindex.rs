@@ -42,7 +42,7 @@ pub fn on_keyspace_event(ctx: &Context, event: &str, key: &[u8]) {
         "del" | "expired" | "evicted" | "rename_from" | "move_from" => false,
         _ => return,
     };
-    let (Some(kind), Some(id)) = (keys::kind_of(key), keys::id_of(key)) else {
+    let Some((kind, id)) = keys::kind_and_id(key) else {
         return;
     };
     let db = store::selected_db(ctx);
@@ -52,7 +52,7 @@ pub fn on_keyspace_event(ctx: &Context, event: &str, key: &[u8]) {
 /// Adds the entry named `key` (a write the events above do not announce as
 /// a new key, or a key found when the module loads).
 pub fn add(db: i32, key: &[u8]) {
-    if let (Some(kind), Some(id)) = (keys::kind_of(key), keys::id_of(key)) {
+    if let Some((kind, id)) = keys::kind_and_id(key) {
         with_set(db, kind, |set| set.insert(id));
     }
 }

@@ -135,8 +135,13 @@ pub fn kind_of(key: &[u8]) -> Option<Kind> {
 
 /// The id inside a key name the module would have written.
 pub fn id_of(key: &[u8]) -> Option<&[u8]> {
+    kind_and_id(key).map(|(_, id)| id)
+}
+
+/// The kind and the id of a key name the module would have written.
+pub fn kind_and_id(key: &[u8]) -> Option<(Kind, &[u8])> {
     let kind = kind_of(key)?;
-    key.get(kind.prefix().len()..key.len() - 1)
+    Some((kind, key.get(kind.prefix().len()..key.len() - 1)?))
 }
 
 /// CRC16 (XMODEM) as Redis Cluster uses it for key slots.

@@ -174,15 +174,11 @@ pub fn delete(ctx: &Context, names: &[&RedisString]) -> Result<usize, RedisError
 /// Deletes one key if it is live, without propagating or notifying: callers
 /// batch those with [`announce_deleted`]. A missing key is never opened
 /// writable, so it signals nothing (native `DEL` of a missing key does not).
-pub fn delete_quietly(ctx: &Context, name: &RedisString) -> Result<bool, RedisError> {
+fn delete_quietly(ctx: &Context, name: &RedisString) -> Result<bool, RedisError> {
     // The read-only open also reclaims a key whose TTL passed: it is not live.
-    Ok(exists(ctx, name)? && delete_seen(ctx, name)?)
-}
-
-/// Deletes a key a scan has just seen, opening it writable at once (one
-/// lookup instead of two). Returns false if its TTL had passed: the open
-/// reclaimed it, and it was not live.
-pub fn delete_seen(ctx: &Context, name: &RedisString) -> Result<bool, RedisError> {
+    if !exists(ctx, name)? {
+        return Ok(false);
+    }
     let Some(key) = OpenKey::open(ctx, name, READ | WRITE)? else {
         return Ok(false);
     };
@@ -249,7 +245,7 @@ pub fn cluster_enabled(ctx: &Context) -> bool {
 }
 
 /// Propagates `DEL name...` and fires `del` for each deleted key.
-pub fn announce_deleted(ctx: &Context, deleted: &[&RedisString]) -> Result<(), RedisError> {
+fn announce_deleted(ctx: &Context, deleted: &[&RedisString]) -> Result<(), RedisError> {
     if deleted.is_empty() {
         return Ok(());
     }
@@ -285,10 +281,10 @@ fn notify(ctx: &Context, class: c_int, event: &CStr, name: &RedisString) -> Resu
 }
 
 /// A keyspace scan cursor (RM_Scan) over the selected database.
-pub struct ScanCursor(NonNull<raw::RedisModuleScanCursor>);
+struct ScanCursor(NonNull<raw::RedisModuleScanCursor>);
 
 impl ScanCursor {
-    pub fn new() -> Result<Self, RedisError> {
+    fn new() -> Result<Self, RedisError> {
         // SAFETY: creates a fresh cursor, destroyed on drop.
         let cursor = unsafe { api!(RedisModule_ScanCursorCreate)?() };
         NonNull::new(cursor).map(Self).ok_or(RedisError::Str(errors::INTERNAL))
@@ -308,7 +304,7 @@ impl Drop for ScanCursor {
 /// Returns false once the scan is complete. Every key present for the whole
 /// scan is seen at least once. `visit` must not touch the keyspace (deleting
 /// other keys during a step is unsafe): collect names, act after the step.
-pub fn scan_step<F: FnMut(&[u8])>(ctx: &Context, cursor: &ScanCursor, visit: &mut F) -> bool {
+fn scan_step<F: FnMut(&[u8])>(ctx: &Context, cursor: &ScanCursor, visit: &mut F) -> bool {
     extern "C" fn trampoline<F: FnMut(&[u8])>(
         _ctx: *mut raw::RedisModuleCtx,
         name: *mut raw::RedisModuleString,
