@@ -81,11 +81,7 @@ impl IdSet {
     /// Adds `id`; false if it was there already.
     pub fn insert(&mut self, id: &[u8]) -> bool {
         let probe = BlockKey::new(id);
-        let Some((key, block)) = self
-            .blocks
-            .range_mut::<BlockKey, _>((Bound::Unbounded, Bound::Included(&probe)))
-            .next_back()
-        else {
+        let Some((key, block)) = block_for(&mut self.blocks, &probe) else {
             // Below every block (or no block at all): the first block takes
             // it as its new first id, and its key with it.
             let block = self.blocks.pop_first().map(|(_, block)| block).unwrap_or_default();
@@ -130,11 +126,7 @@ impl IdSet {
     /// Removes `id`; false if it was not there.
     pub fn remove(&mut self, id: &[u8]) -> bool {
         let probe = BlockKey::new(id);
-        let Some((key, block)) = self
-            .blocks
-            .range_mut::<BlockKey, _>((Bound::Unbounded, Bound::Included(&probe)))
-            .next_back()
-        else {
+        let Some((key, block)) = block_for(&mut self.blocks, &probe) else {
             return false;
         };
         let Some(found) = locate(block, id).filter(|found| found.present) else {
@@ -267,6 +259,17 @@ impl IdSet {
             block.extend_from_slice(next.get(end..).unwrap_or_default());
         }
     }
+}
+
+/// The block that holds, or would hold, the id of `probe`: the last one
+/// keyed at or below it. `None` if it is below every block's key.
+fn block_for<'a>(
+    blocks: &'a mut BTreeMap<BlockKey, Vec<u8>>,
+    probe: &BlockKey,
+) -> Option<(&'a BlockKey, &'a mut Vec<u8>)> {
+    blocks
+        .range_mut::<BlockKey, _>((Bound::Unbounded, Bound::Included(probe)))
+        .next_back()
 }
 
 /// Where `id` is, or would go, in a block.
